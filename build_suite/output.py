@@ -1,0 +1,137 @@
+"""The one helper through which build-suite shows anything to the user.
+
+Output policy:
+
+* ``tty``: a terminal. Status text replaces one updating line (carriage
+  return and erase-to-end-of-line), and permanent lines are printed above it.
+* ``plain``: a CI log or a pipe. Every status text becomes its own line, so a
+  log shows a line at least every heartbeat and never depends on cursor moves.
+* ``quiet``: status text is dropped, permanent lines are still printed.
+
+Every line, status included, is also passed with a timestamp to the tee
+callbacks (the build log in reports/ and the report section of the running
+test), and every line goes through the redactor first, so a credential in a
+URL is never shown or written. Writers are called under a lock because the
+live monitor publishes from its own thread.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import TextIO
+
+MODES = ("auto", "tty", "plain", "quiet")
+
+Writer = Callable[[str], None]
+Tee = Callable[[str], None]
+
+
+def choose_mode(requested: str, stream: TextIO | None) -> str:
+    """Resolve ``auto`` to ``tty`` on an interactive terminal outside CI, else ``plain``."""
+    if requested != "auto":
+        return requested
+    if os.environ.get("CI"):
+        return "plain"
+    isatty = getattr(stream, "isatty", None)
+    return "tty" if isatty is not None and isatty() else "plain"
+
+
+def fit_to_width(text: str, width: int) -> str:
+    """Cut `text` to one line of at most `width` characters, marking the cut with an ellipsis."""
+    line = text.replace("\r", " ").replace("\n", " ")
+    if width <= 1 or len(line) <= width:
+        return line
+    return line[: width - 1] + "…"
+
+
+def stamp(text: str, now: float | None = None) -> str:
+    """Prefix `text` with a local wall-clock time, as written to logs."""
+    moment = time.localtime(time.time() if now is None else now)
+    return f"{time.strftime('%H:%M:%S', moment)} {text}"
+
+
+class Output:
+    """Writes status and permanent lines according to the output policy above."""
+
+    def __init__(self, write: Writer, mode: str = "plain", *, width: int = 120,
+                 redact: Callable[[str], str] | None = None, tees: list[Tee] | None = None) -> None:
+        if mode not in MODES or mode == "auto":
+            raise ValueError(f"invalid output mode {mode!r}: expected tty, plain or quiet")
+        self.mode = mode
+        self.width = width
+        self._write = write
+        self._redact = redact or (lambda text: text)
+        self._tees = list(tees or [])
+        self._lock = threading.Lock()
+        self._status_shown = False
+        self.last_write = time.monotonic()
+
+    def add_tee(self, tee: Tee) -> None:
+        with self._lock:
+            self._tees.append(tee)
+
+    def remove_tee(self, tee: Tee) -> None:
+        with self._lock:
+            if tee in self._tees:
+                self._tees.remove(tee)
+
+    def status(self, text: str) -> None:
+        """Show what is happening now: one updating line on a terminal, a plain line elsewhere."""
+        text = self._redact(text)
+        with self._lock:
+            self._tee(text)
+            if self.mode == "quiet":
+                return
+            if self.mode == "tty":
+                self._emit("\r" + fit_to_width(text, self.width) + "\x1b[K")
+                self._status_shown = True
+            else:
+                self._emit(text + "\n")
+
+    def line(self, text: str) -> None:
+        """Print a permanent line, above the status line on a terminal."""
+        text = self._redact(text)
+        with self._lock:
+            self._tee(text)
+            self._clear_status()
+            self._emit(text + "\n")
+
+    def clear(self) -> None:
+        """Erase the status line, so that later output starts on a clean line."""
+        with self._lock:
+            self._clear_status()
+
+    def _clear_status(self) -> None:
+        if self._status_shown:
+            self._emit("\r\x1b[K")
+            self._status_shown = False
+
+    def _emit(self, text: str) -> None:
+        self._write(text)
+        self.last_write = time.monotonic()
+
+    def _tee(self, text: str) -> None:
+        stamped = stamp(text)
+        for tee in self._tees:
+            tee(stamped)
+
+
+class NullOutput(Output):
+    """An Output that shows nothing: for library calls with no user to inform."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda text: None, "quiet")
+
+
+def stream_writer(stream: TextIO = sys.stderr) -> Writer:
+    """Return a writer that writes to `stream` and flushes at once."""
+
+    def write(text: str) -> None:
+        stream.write(text)
+        stream.flush()
+
+    return write

@@ -1,0 +1,1 @@
+"""pytest plugins of build-suite: the harness, live monitoring, reports and the phase fixtures."""

@@ -1,0 +1,291 @@
+"""The build harness: options, markers, configuration loading, phase order, header and summary.
+
+The harness only acts on a build session, one whose arguments point into the
+build_suite folder. The project's own `pytest tests` loads this plugin too,
+and there it registers its options and markers and does nothing else.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from build_suite.config import DEFAULT_CONFIG, BuildConfig, load_config
+from build_suite.engine import connect_engine
+from build_suite.errors import BuildSuiteError
+from build_suite.output import MODES
+from build_suite.record import PHASES, BuildRecord, build_outcome, new_build_id, utc_now
+from build_suite.summary import header_lines, summary_lines
+
+BUILD_SUITE_DIR = Path(__file__).resolve().parent.parent / "build_suite"
+
+# Marker name -> phase. `validate` selects the environment checks only; `full` selects every phase.
+MARKERS = {
+    "full": "every phase of the build",
+    "validate": "environment checks only: builds nothing",
+    "wheelhouse": "build the wheelhouse and validate it for the target",
+    "images": "build one image per service",
+    "containers": "start the containers and wait until they are healthy",
+    "integration": "run the project's integration tests against the running containers",
+    "benchmark": "measure image size, start time, probe latency and memory against the previous build",
+    "security": "scan build contexts for secrets, packages for known vulnerabilities, lint Dockerfiles",
+    "docs": "build the docs and write reports/BUILD.md",
+}
+PHASE_MARKER = {"environment": "validate"}
+
+
+@dataclass
+class BuildSession:
+    """Everything a build session shares between hooks and fixtures."""
+
+    config: BuildConfig
+    record: BuildRecord
+    report_dir: Path
+    keep_containers: bool
+    clean: bool
+    started: float = field(default_factory=time.monotonic)
+    engine_description: str = "not checked yet"
+
+
+BUILD_SESSION = pytest.StashKey[BuildSession]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("build-suite", "build-suite build harness")
+    group.addoption("--build-config", dest="build_config", metavar="PATH", default=None,
+                    help="buildsuite.toml describing the build (default: the ini option build_config, "
+                         "else the bundled demo stack)")
+    group.addoption("--clean", action="store_true", default=False,
+                    help="before the build, remove this project's wheelhouse, the images and containers "
+                         "labelled by the harness, and the reports folder")
+    group.addoption("--progress", choices=MODES, default="auto",
+                    help="live progress: auto, tty (one updating line), plain (a line per update, for CI "
+                         "logs) or quiet (default: auto)")
+    group.addoption("--report-dir", dest="report_dir", metavar="DIR", default=None,
+                    help="folder for the JSON, HTML and JUnit reports and the build log (default: reports/)")
+    group.addoption("--keep-containers", action="store_true", default=False,
+                    help="leave the containers and the network running after the build, for debugging")
+    parser.addini("build_config", "path of buildsuite.toml, relative to the rootdir", default="")
+
+
+def is_build_session(config: pytest.Config) -> bool:
+    """Tell whether any command-line argument points into the build_suite folder."""
+    for argument in config.args:
+        path = Path(str(argument).split("::")[0])
+        if not path.is_absolute():
+            path = Path(config.invocation_params.dir) / path
+        path = path.resolve()
+        if path == BUILD_SUITE_DIR or BUILD_SUITE_DIR in path.parents:
+            return True
+    return False
+
+
+def config_path(config: pytest.Config) -> Path:
+    option = config.getoption("build_config")
+    if option:
+        return Path(config.invocation_params.dir, option)
+    ini = config.getini("build_config")
+    if ini:
+        return Path(config.rootpath, ini)
+    return DEFAULT_CONFIG
+
+
+def report_dir(config: pytest.Config) -> Path:
+    option = config.getoption("report_dir")
+    if option:
+        return Path(config.invocation_params.dir, option).resolve()
+    return Path(config.rootpath, "reports").resolve()
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    for name, description in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {description}")
+    build_session(config)
+
+
+def build_session(config: pytest.Config) -> BuildSession | None:
+    """Return the build session, setting it up on the first call; None outside a build session.
+
+    The harness, reports and monitoring plugins each call this from pytest_configure, whose order
+    between plugins is not fixed, so whichever runs first sets the session up.
+    """
+    if BUILD_SESSION in config.stash:
+        return config.stash[BUILD_SESSION]
+    if not is_build_session(config):
+        return None
+    return start_build_session(config)
+
+
+def start_build_session(config: pytest.Config) -> BuildSession:
+    try:
+        build_config = load_config(config_path(config))
+    except BuildSuiteError as error:
+        raise pytest.UsageError(str(error)) from None
+
+    check_marker_expression(config.getoption("markexpr") or "")
+    build_id = getattr(config, "workerinput", {}).get("build_id") or new_build_id()
+    record = BuildRecord(
+        build_id=build_id,
+        project={"name": build_config.project.name, "version": build_config.project.version},
+        config_path=str(build_config.path),
+        config_digest=build_config.digest,
+        marker_expression=config.getoption("markexpr") or "",
+    )
+    state = BuildSession(
+        config=build_config,
+        record=record,
+        report_dir=report_dir(config),
+        keep_containers=config.getoption("keep_containers"),
+        clean=config.getoption("clean"),
+    )
+    config.stash[BUILD_SESSION] = state
+    config.pluginmanager.register(PhaseCounter(record), "build-suite-phase-counter")
+    # SIGTERM ends the build like Ctrl-C, so the finally blocks remove containers and write the reports.
+    if not hasattr(config, "workerinput"):
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+    return state
+
+
+MARKEXPR_WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def check_marker_expression(expression: str) -> None:
+    """Reject a -m expression that names a marker no phase has, instead of deselecting everything."""
+    for word in MARKEXPR_WORDS.findall(expression):
+        if word not in ("and", "or", "not") and word not in MARKERS:
+            raise pytest.UsageError(
+                f"-m {expression!r}: unknown marker {word!r}; the build's markers are {', '.join(MARKERS)}")
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure_node(node) -> None:  # pragma: no cover - called by pytest-xdist only
+    session = node.config.stash.get(BUILD_SESSION, None)
+    if session is not None:
+        node.workerinput["build_id"] = session.record.build_id
+
+
+def phase_of_nodeid(nodeid: str) -> str | None:
+    """Return the phase of a test from its module's name: test_<phase>.py or test_<phase>_<topic>.py.
+
+    The node id is all the xdist controller has, so the phase is read from it rather than from the item.
+    """
+    stem = Path(nodeid.split("::")[0]).stem
+    if not stem.startswith("test_"):
+        return None
+    phase = stem[len("test_"):].split("_")[0]
+    return phase if phase in PHASES else None
+
+
+def phase_of(item: pytest.Item) -> str | None:
+    return phase_of_nodeid(item.nodeid)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
+                                  items: list[pytest.Item]) -> None:
+    if build_session(config) is None:
+        return
+    for item in items:
+        phase = phase_of(item)
+        if phase is None:
+            continue
+        item.add_marker(pytest.mark.full)
+        item.add_marker(getattr(pytest.mark, PHASE_MARKER.get(phase, phase)))
+    # Tests run in phase order; the fixtures still build each prerequisite a phase needs.
+    items.sort(key=lambda item: PHASES.index(phase_of(item)) if phase_of(item) else len(PHASES))
+
+
+def engine_summary() -> str:
+    """Name the engine for the header, or say why none was reached."""
+    try:
+        connection = connect_engine()
+    except BuildSuiteError:
+        return "unreachable (the environment phase says why)"
+    try:
+        return f"{connection.kind} {connection.version} (API {connection.api_version}) at {connection.url}"
+    finally:
+        connection.close()
+
+
+def pytest_report_header(config: pytest.Config) -> list[str] | None:
+    session = build_session(config)
+    if session is None:
+        return None
+    return [f"build id: {session.record.build_id}", f"configuration: {session.config.path}"]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    state = build_session(session.config)
+    reporter = session.config.pluginmanager.getplugin("terminalreporter")
+    if state is None or reporter is None:
+        return
+    phases = [name for name in PHASES if any(phase_of(item) == name for item in session.items)]
+    state.engine_description = engine_summary()
+    for line in header_lines(state.record.build_id, str(state.config.path), state.engine_description, phases):
+        reporter.write_line(line)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
+    state = build_session(item.config)
+    phase = phase_of(item)
+    if state is not None and phase is not None:
+        state.record.running_phase = phase
+        result = state.record.phases[phase]
+        if result.start is None:
+            result.start = time.monotonic() - state.started
+    yield
+
+
+class PhaseCounter:
+    """Counts each test's outcome into its phase; under xdist it runs on the controller."""
+
+    def __init__(self, record: BuildRecord) -> None:
+        self.record = record
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        phase = phase_of_nodeid(report.nodeid)
+        if phase is None:
+            return
+        result = self.record.phases[phase]
+        if report.when == "call" or (report.when == "setup" and not report.passed):
+            self.record.add_test(phase, report.outcome, 0.0)
+        elif report.when == "teardown" and report.failed:
+            self.record.add_test(phase, "failed", 0.0)
+        result.duration += report.duration
+
+
+def finish_record(state: BuildSession, exit_status: int) -> None:
+    """Set the finish time and outcome; called again by each report writer, so all agree."""
+    record = state.record
+    record.duration = time.monotonic() - state.started
+    record.finished = utc_now()
+    record.outcome = build_outcome(int(exit_status), record.phases)
+    if record.outcome != "interrupted":
+        record.running_phase = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    state = build_session(session.config)
+    if state is not None:
+        finish_record(state, exitstatus)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    state = build_session(config)
+    if state is None or hasattr(config, "workerinput"):
+        return
+    terminalreporter.section("build summary")
+    for line in summary_lines(state.record, state.record.artifacts):
+        terminalreporter.write_line(line)
+
+
