@@ -24,6 +24,8 @@ import time
 from collections.abc import Callable
 from typing import TextIO
 
+from build_suite.redact import redact as redact_urls
+
 MODES = ("auto", "tty", "plain", "quiet")
 
 Writer = Callable[[str], None]
@@ -64,7 +66,7 @@ class Output:
         self.mode = mode
         self.width = width
         self._write = write
-        self._redact = redact or (lambda text: text)
+        self._redact = redact or redact_urls
         self._tees = list(tees or [])
         self._lock = threading.Lock()
         self._status_shown = False

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import signal
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +19,8 @@ import pytest
 from build_suite.config import DEFAULT_CONFIG, BuildConfig, load_config
 from build_suite.engine import connect_engine
 from build_suite.errors import BuildSuiteError
-from build_suite.output import MODES
+from build_suite.lock import BuildLock
+from build_suite.output import MODES, Output, stream_writer
 from build_suite.record import PHASES, BuildRecord, build_outcome, new_build_id, utc_now
 from build_suite.summary import header_lines, summary_lines
 
@@ -50,6 +52,7 @@ class BuildSession:
     clean: bool
     started: float = field(default_factory=time.monotonic)
     engine_description: str = "not checked yet"
+    lock: BuildLock | None = None
 
 
 BUILD_SESSION = pytest.StashKey[BuildSession]()
@@ -68,6 +71,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "logs) or quiet (default: auto)")
     group.addoption("--report-dir", dest="report_dir", metavar="DIR", default=None,
                     help="folder for the JSON, HTML and JUnit reports and the build log (default: reports/)")
+    group.addoption("--lock", choices=("wait", "fail"), default="wait",
+                    help="when another build of the same project is running: wait for it (default) or fail")
     group.addoption("--keep-containers", action="store_true", default=False,
                     help="leave the containers and the network running after the build, for debugging")
     parser.addini("build_config", "path of buildsuite.toml, relative to the rootdir", default="")
@@ -145,6 +150,8 @@ def start_build_session(config: pytest.Config) -> BuildSession:
         clean=config.getoption("clean"),
     )
     config.stash[BUILD_SESSION] = state
+    if not hasattr(config, "workerinput"):
+        take_build_lock(config, state)
     config.pluginmanager.register(PhaseCounter(record), "build-suite-phase-counter")
     # SIGTERM ends the build like Ctrl-C, so the finally blocks remove containers and write the reports.
     if not hasattr(config, "workerinput"):
@@ -161,6 +168,23 @@ def check_marker_expression(expression: str) -> None:
         if word not in ("and", "or", "not") and word not in MARKERS:
             raise pytest.UsageError(
                 f"-m {expression!r}: unknown marker {word!r}; the build's markers are {', '.join(MARKERS)}")
+
+
+def take_build_lock(config: pytest.Config, state: BuildSession) -> None:
+    """Serialise builds of one project; the lock sits beside its configuration file."""
+    lock = BuildLock(state.config.root, state.record.build_id)
+    notice = Output(stream_writer(sys.stderr), "plain")
+    try:
+        lock.acquire(wait=config.getoption("lock") == "wait", on_wait=notice.status, interval=3.0)
+    except BuildSuiteError as error:
+        raise pytest.UsageError(str(error)) from None
+    state.lock = lock
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    state = config.stash.get(BUILD_SESSION, None)
+    if state is not None and state.lock is not None:
+        state.lock.release()
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
