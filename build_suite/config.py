@@ -22,7 +22,7 @@ from build_suite.errors import ConfigError
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "examples" / "demo-stack" / "buildsuite.toml"
 
 SERVICE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
-PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
+PYTHON_VERSION = re.compile(r"^3\.\d{1,2}(\.\d{1,3})?$")
 GLIBC_VERSION = re.compile(r"^2\.\d{1,3}$")
 
 
@@ -127,10 +127,15 @@ class SecurityConfig:
     osv_database: Path | None = None
     osv_snapshot_date: str | None = None
     osv_online: bool = False
+    osv_api_url: str | None = None
     osv_missing: str = "skip"
+    osv_unknown_severity: str = "high"
     severity_threshold: str = "high"
     hadolint: bool = True
     hadolint_failure_level: str = "error"
+    hadolint_ignore: tuple[str, ...] = ()
+    hadolint_config: Path | None = None
+    image_allowed_names: tuple[str, ...] = ("GPG_KEY",)
 
 
 @dataclass(frozen=True)
@@ -226,7 +231,7 @@ def _read_project(table: TableReader) -> Project:
 def _read_target(table: TableReader) -> Target:
     default = Target()
     target = Target(
-        python=table.string("python", default.python, pattern=PYTHON_VERSION, expected='a version such as "3.11"'),
+        python=table.string("python", default.python, pattern=PYTHON_VERSION, expected='a version such as "3.11" or "3.11.2"'),
         implementation=table.choice("implementation", ("cpython", "pypy"), default.implementation),
         platform=table.choice("platform", ("linux",), default.platform),
         libc=table.choice("libc", ("glibc",), default.libc),
@@ -426,11 +431,17 @@ def _read_security(table: TableReader) -> SecurityConfig:
         osv_database=table.path("osv_database", must_exist=False),
         osv_snapshot_date=table.string("osv_snapshot_date", None),
         osv_online=table.boolean("osv_online", default.osv_online),
+        osv_api_url=table.string("osv_api_url", None),
         osv_missing=table.choice("osv_missing", ("skip", "fail"), default.osv_missing),
+        osv_unknown_severity=table.choice("osv_unknown_severity", SEVERITIES + ("ignore",),
+                                          default.osv_unknown_severity),
         severity_threshold=table.choice("severity_threshold", SEVERITIES, default.severity_threshold),
         hadolint=table.boolean("hadolint", default.hadolint),
         hadolint_failure_level=table.choice("hadolint_failure_level", ("error", "warning", "info", "style"),
                                             default.hadolint_failure_level),
+        hadolint_ignore=table.strings("hadolint_ignore"),
+        hadolint_config=table.path("hadolint_config", kind="file"),
+        image_allowed_names=table.strings("image_allowed_names", default.image_allowed_names),
     )
     table.finish()
     return security

@@ -91,9 +91,10 @@ def check_python(config: BuildConfig) -> Check:
     host = host_python_facts()
     target = config.target
     host_short = ".".join(host["version"].split(".")[:2])
+    target_short = ".".join(target.python.split(".")[:2])
     facts = {"host": host, "target": f"{target.implementation} {target.python} {target.platform} "
                                       f"glibc {target.glibc} {target.arch}"}
-    same = (host_short == target.python and host["implementation"] == target.implementation
+    same = (host_short == target_short and host["implementation"] == target.implementation
             and host["machine"] == target.arch)
     if same:
         detail = f"host Python {host['version']} matches the target {facts['target']}"
