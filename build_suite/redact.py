@@ -13,8 +13,9 @@ from urllib.parse import unquote, urlsplit
 MASK = "****"
 
 # The user-info part of a URL: everything between "scheme://" and the last "@"
-# before the host. Whitespace, "/" and quotes end a URL in log text.
-_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/@'\"<>]+)@")
+# before the host, so a password with an unencoded "@" is masked whole.
+# Whitespace, "/" and quotes end a URL in log text.
+_URL_USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^\s/'\"<>]+)@")
 
 # Environment variables whose values may be URLs with credentials (pip's index
 # options and the common proxy variables).
@@ -72,7 +73,7 @@ class Redactor:
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None, extra_urls: Iterable[str] = ()) -> Redactor:
-        """Build a redactor that knows the credentials in URL variables of `environ` and in `extra_urls`."""
+        """Build a redactor that masks the credentials found in the URL variables of `environ` and in `extra_urls`."""
         import os
 
         environ = os.environ if environ is None else environ
