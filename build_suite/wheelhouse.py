@@ -1,0 +1,553 @@
+"""Build the wheelhouse: every wheel that pip would install for the requirements, in one folder.
+
+The phase runs in this order:
+
+1. Reuse check. When the manifest's input fingerprint matches and every wheel
+   still has its recorded sha256, the folder is reused and pip never runs.
+2. Verify what is there. Wheels whose sha256 or zip directory is bad are
+   removed, so they are fetched or built again.
+3. Resolve once with pip (resolve.py). The folder's verified wheels are offered
+   to pip as find-links, so a built sdist is not built again just for its metadata.
+4. Download the wheels of the plan in parallel, with urllib from the URL and
+   sha256 in pip's report and with pip as a fallback. Build the sdists in
+   parallel with `pip wheel --no-deps`. Each sdist that pip fetches while it
+   resolves is built at once, on another core. The sdists and their build
+   requirements are kept in `sdists/` and `build-deps/`, so a later build
+   works offline.
+5. Remove wheels that the plan does not contain, then write the manifest and
+   the timing history.
+
+Every step reports through the callbacks, and a heartbeat thread calls
+`progress` at least every 3 s, so a live status line never goes silent.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from pathlib import Path
+
+from packaging.utils import canonicalize_name, canonicalize_version
+
+from build_suite import estimate
+from build_suite.errors import WheelhouseError
+from build_suite.manifest import (
+    Manifest,
+    WheelRecord,
+    check_file,
+    check_records,
+    fingerprint,
+    is_readable_zip,
+    load_manifest,
+    record_for_file,
+    save_manifest,
+)
+from build_suite.pipargs import default_pip_command, describe_options, pip_env
+from build_suite.pipoutput import PipEvent, PipOutputParser
+from build_suite.resolve import Artifact, Plan, count_requirements, files_use_hashes, included_files, resolve
+from build_suite.sdistbuild import BUILD_DEPS_FOLDER, SdistBuilder, build_wheel, check_wheel_identity
+from build_suite.wheelfetch import Cancelled, PipContext, clean_temp, fetch_wheel, stop_marked_processes
+from build_suite.wheelstatus import Progress, Step, WheelhouseResult, progress_text, summary_text
+
+__all__ = [
+    "Progress",
+    "Step",
+    "WheelhouseResult",
+    "build_wheelhouse",
+    "input_fingerprint",
+    "progress_text",
+    "summary_text",
+]
+
+# The live status must never be silent for longer than this, whatever the
+# configured heartbeat.
+MAX_SILENCE = 3.0
+# Environment variable that marks the pip processes of one run, so a cancel
+# stops exactly those (and no other child of this process).
+RUN_MARKER = "BUILD_SUITE_WHEELHOUSE_RUN"
+
+
+def target_fields(target: object) -> dict[str, object]:
+    """Return the target's fields as a plain dict for the fingerprint and the manifest."""
+    if dataclasses.is_dataclass(target):
+        return dataclasses.asdict(target)  # type: ignore[arg-type]
+    return dict(vars(target))
+
+
+def input_fingerprint(config: object, target: object) -> str:
+    """Return the fingerprint of the inputs that decide the wheelhouse's content.
+
+    NOTE: the pip version is not part of it, because reading it would mean
+    running pip. So a pip upgrade alone does not trigger a new resolve.
+    """
+    requirements = tuple(getattr(config, "requirements", ()))
+    files = included_files(requirements + tuple(getattr(config, "constraints", ())))
+    base = Path(requirements[0]).parent if requirements else None
+    return fingerprint(files, target=target_fields(target), options=describe_options(config), pip_version="", base=base)
+
+
+def build_wheelhouse(
+    config: object,
+    target: object,
+    *,
+    on_line: Callable[[str], None] | None = None,
+    on_event: Callable[[PipEvent | Step], None] | None = None,
+    history_path: Path | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    pip_command: Sequence[str] | None = None,
+    pip_extra_env: Mapping[str, str] | None = None,
+) -> WheelhouseResult:
+    """Fill `config.output` with the wheels that pip would install for the config's requirements.
+
+    `pip_command` replaces `python -m pip` of the running interpreter, and
+    `pip_extra_env` sets variables that survive the pip config isolation (for
+    example PIP_CACHE_DIR). Raises WheelhouseError when pip fails, a download
+    does not match its sha256 or the phase passes `config.timeout`.
+    """
+    phase = _Phase(config, target, on_line, on_event, history_path, progress, pip_command, pip_extra_env)
+    return phase.run()
+
+
+class _Phase:
+    """The state of one run of the wheelhouse phase."""
+
+    def __init__(self, config, target, on_line, on_event, history_path, progress, pip_command, pip_extra_env) -> None:
+        self.config = config
+        self.target = target
+        self.output = Path(config.output)
+
+        self.on_line = on_line or (lambda line: None)
+        self.on_event = on_event or (lambda event: None)
+        self.on_progress = progress or (lambda snapshot: None)
+        self.history_path = Path(history_path) if history_path else None
+        self.history = estimate.load_history(self.history_path)
+
+        self.started = time.monotonic()
+        self.deadline = self.started + float(config.timeout)
+        self.jobs = max(1, int(getattr(config, "jobs", 4)))
+        self.build_jobs = max(1, min(self.jobs, os.cpu_count() or 1))
+
+        self.run_id = f"{os.getpid()}-{time.time_ns()}"
+        env = pip_env(isolate=bool(getattr(config, "isolate_pip_config", True)), extra=pip_extra_env)
+        env[RUN_MARKER] = self.run_id
+        self.context = PipContext(
+            command=tuple(pip_command or default_pip_command()),
+            env=env,
+            config=config,
+            deadline=self.deadline,
+            stall_timeout=getattr(config, "stall_timeout", None),
+            on_line=self._pip_line,
+        )
+
+        # The fields below are shared with the worker threads, which change them under self.lock.
+        self.parsers: dict[str, PipOutputParser] = {}
+        self.lock = threading.Lock()
+        self.phase_name = "checking"
+        self.done = 0
+        self.total = 0
+        self.running: dict[str, float] = {}
+        self.estimated_total: float | None = None
+        # The estimate shown before the build, which the closing line compares with the actual time.
+        self.first_estimate: float | None = None
+        self.records: dict[str, WheelRecord] = {}
+        self.downloaded: list[str] = []
+        self.built: list[str] = []
+        self.reused: list[str] = []
+        self.removed: list[str] = []
+        self.pending_tasks: dict[str, estimate.Task] = {}
+        self.running_tasks: dict[estimate.Task, float] = {}
+
+    # -- reporting ---------------------------------------------------------
+
+    def _emit(self, kind: str, text: str, package: str | None = None, seconds: float | None = None) -> None:
+        self.on_event(Step(kind, text, package, seconds))
+        self.on_line(text)
+        self._publish()
+
+    def _pip_line(self, label: str, line: str) -> PipEvent:
+        with self.lock:
+            parser = self.parsers.setdefault(label, PipOutputParser())
+        self.on_line(f"[{label}] {line}")
+        event = parser.feed(line)
+        self.on_event(event)
+        return event
+
+    def _snapshot(self) -> Progress:
+        now = time.monotonic()
+        with self.lock:
+            running = tuple((label, now - start) for label, start in self.running.items())
+            return Progress(self.phase_name, self.done, self.total, running, now - self.started, self.estimated_total)
+
+    def _publish(self) -> None:
+        self.on_progress(self._snapshot())
+
+    def _heartbeat(self, stop: threading.Event) -> None:
+        interval = min(float(getattr(self.config, "heartbeat", MAX_SILENCE)), MAX_SILENCE)
+        while not stop.wait(interval):
+            self._publish()
+
+    # -- the phase ---------------------------------------------------------
+
+    def run(self) -> WheelhouseResult:
+        self.output.mkdir(parents=True, exist_ok=True)
+        for name in clean_temp(self.output):
+            self._emit("remove", f"removed a temporary file of an interrupted run: {name}")
+        stop = threading.Event()
+        heartbeat = threading.Thread(target=self._heartbeat, args=(stop,), name="wheelhouse-heartbeat", daemon=True)
+        heartbeat.start()
+        try:
+            return self._run()
+        except BaseException:
+            self.context.cancel.set()
+            stop_marked_processes(RUN_MARKER, self.run_id)
+            raise
+        finally:
+            stop.set()
+            clean_temp(self.output)
+
+    def _run(self) -> WheelhouseResult:
+        fingerprint_value = input_fingerprint(self.config, self.target)
+        manifest = load_manifest(self.output)
+        reused = self._try_reuse(manifest, fingerprint_value)
+        if reused is not None:
+            return reused
+
+        verified = self._verify_existing(manifest)
+        requirement_count = count_requirements(self.config.requirements)
+        self.estimated_total = estimate.estimate_before_resolve(self.history, fingerprint_value, requirement_count)
+        self.first_estimate = self.estimated_total
+        self._emit("estimate", f"estimated {estimate.format_duration(self.estimated_total)}", seconds=self.estimated_total)
+
+        self.downloads = ThreadPoolExecutor(self.jobs, thread_name_prefix="wheelhouse-download")
+        self.builds = ThreadPoolExecutor(self.build_jobs, thread_name_prefix="wheelhouse-build")
+        self.sdists = SdistBuilder(
+            output=self.output,
+            config=self.config,
+            context=self.context,
+            builds=self.builds,
+            emit=self._emit,
+            pip_line=self._pip_line,
+            track=self._tracking,
+        )
+        try:
+            plan = self._resolve(verified)
+            tasks = self._plan_tasks(plan, verified)
+            self._run_tasks(tasks)
+        except BaseException:
+            # Stop the workers' pip runs before waiting for the workers.
+            self.context.cancel.set()
+            stop_marked_processes(RUN_MARKER, self.run_id)
+            raise
+        finally:
+            self._shutdown_pools()
+        self._remove_unplanned(plan)
+
+        wheels = tuple(sorted(self.records.values(), key=lambda r: r.name))
+        self._check_matches_plan(plan, wheels)
+        build_deps = self._build_dep_records(manifest)
+        result_manifest = Manifest(
+            fingerprint=fingerprint_value,
+            wheels=wheels,
+            target=target_fields(self.target),
+            build_deps=build_deps,
+            pip_version=plan.pip_version,
+        )
+        manifest_path = save_manifest(self.output, result_manifest)
+        duration = time.monotonic() - self.started
+        self.history.total_seconds[fingerprint_value] = round(duration, 3)
+        self._save_history()
+        status = "built" if not self.reused else "updated"
+        return self._result(status, wheels, build_deps, manifest_path, duration)
+
+    def _result(self, status, wheels, build_deps, manifest_path, duration) -> WheelhouseResult:
+        result = WheelhouseResult(
+            output=self.output,
+            status=status,
+            wheels=wheels,
+            build_deps=build_deps,
+            downloaded=tuple(self.downloaded),
+            built=tuple(self.built),
+            reused=tuple(self.reused),
+            removed=tuple(self.removed),
+            estimated_seconds=self.first_estimate if self.first_estimate is not None else duration,
+            duration=duration,
+            pip_runs=self.context.runs,
+            manifest_path=manifest_path,
+        )
+        self._emit("done", result.summary, seconds=duration)
+        return result
+
+    def _try_reuse(self, manifest: Manifest | None, fingerprint_value: str) -> WheelhouseResult | None:
+        """Return a "reused" result when the folder already matches the inputs, else None."""
+        if manifest is None:
+            self._emit("check", "no valid wheelhouse manifest: resolving")
+            return None
+        if manifest.fingerprint != fingerprint_value:
+            self._emit("check", "requirements, constraints, target or pip options changed: resolving")
+            return None
+        self.estimated_total = self.first_estimate = 1.0
+        problems = check_records(self.output, manifest.wheels, jobs=self.jobs)
+        problems.update(check_records(self.output / BUILD_DEPS_FOLDER, manifest.build_deps, jobs=self.jobs))
+        listed = {record.filename for record in manifest.wheels}
+        extra = sorted(p.name for p in self.output.glob("*.whl") if p.name not in listed)
+        if problems or extra:
+            for filename, problem in sorted(problems.items()):
+                self._emit("check", f"{filename}: {problem}")
+            for filename in extra:
+                self._emit("check", f"{filename}: not in the manifest")
+            return None
+        self.reused = [record.filename for record in manifest.wheels]
+        duration = time.monotonic() - self.started
+        manifest_path = self.output / "wheelhouse-manifest.json"
+        return self._result("reused", manifest.wheels, manifest.build_deps, manifest_path, duration)
+
+    def _verify_existing(self, manifest: Manifest | None) -> dict[str, WheelRecord]:
+        """Check the wheels in the folder and remove the bad ones; return the good ones by file name."""
+        known = {record.filename: record for record in (manifest.wheels if manifest else ())}
+        verified: dict[str, WheelRecord] = {}
+        for path in sorted(self.output.glob("*.whl")):
+            record = known.get(path.name)
+            problem = check_file(path, record.sha256, record.size) if record else None
+            if problem is None and not is_readable_zip(path):
+                problem = "not a readable zip archive"
+            if problem is not None:
+                path.unlink(missing_ok=True)
+                self.removed.append(path.name)
+                self._emit("remove", f"removed {path.name}: {problem}; it will be fetched again")
+                continue
+            if record is None:
+                record = record_for_file(path, "reused", 0.0)
+            verified[path.name] = record
+        return verified
+
+    def _resolve(self, verified: Mapping[str, WheelRecord]) -> Plan:
+        self.phase_name = "resolving"
+        self._emit("resolve", "resolving the requirements with pip")
+        inputs = tuple(self.config.requirements) + tuple(getattr(self.config, "constraints", ()))
+        uses_hashes = bool(getattr(self.config, "require_hashes", False)) or files_use_hashes(inputs)
+        # pip checks the --hash values of the requirements against the files it
+        # picks, and a locally built wheel never matches an sdist's hash.
+        find_links = [self.output] if verified and not uses_hashes else []
+        with self.lock:
+            self.running["resolving"] = time.monotonic()
+        try:
+            plan = resolve(
+                self.config,
+                pip_command=self.context.command,
+                env=self.context.env,
+                on_line=self._resolve_line,
+                timeout=max(1.0, self.context.remaining()),
+                stall_timeout=self.context.stall_timeout,
+                work_dir=self.output,
+                local_find_links=find_links,
+            )
+        finally:
+            with self.lock:
+                self.running.pop("resolving", None)
+            self.context.runs += 1
+        seconds = time.monotonic() - self.started
+        self._emit("resolve", f"resolved {len(plan.artifacts)} distributions in {estimate.format_duration(seconds)}", seconds=seconds)
+        return plan
+
+    def _plan_tasks(self, plan: Plan, verified: Mapping[str, WheelRecord]) -> list[tuple[str, Artifact]]:
+        """Record the artifacts already present and return (kind, artifact) for the rest."""
+        present_by_key = {(canonicalize_name(r.name), canonicalize_version(r.version)): r for r in verified.values()}
+        tasks: list[tuple[str, Artifact]] = []
+        for artifact in plan.artifacts:
+            record = verified.get(artifact.filename)
+            if record is not None and artifact.sha256 not in (None, record.sha256):
+                record = None
+            if record is None and artifact.kind != "wheel":
+                record = present_by_key.get((artifact.name, canonicalize_version(artifact.version)))
+            if record is not None:
+                self.records[artifact.name] = dataclasses.replace(record, source="reused", seconds=0.0)
+                self.reused.append(record.filename)
+                continue
+            tasks.append(("download" if artifact.kind == "wheel" else "build", artifact))
+        self.total = len(plan.artifacts)
+        self.done = len(self.records)
+        self.pending_tasks = {a.name: estimate.Task(a.name, kind) for kind, a in tasks}
+        after = estimate.estimate_tasks(
+            list(self.pending_tasks.values()), self.history, download_jobs=self.jobs, build_jobs=self.build_jobs
+        )
+        self.estimated_total = time.monotonic() - self.started + after
+        self._emit(
+            "estimate",
+            f"{len(tasks)} of {len(plan.artifacts)} wheels to fetch or build, "
+            f"estimated {estimate.format_duration(self.estimated_total)} in total",
+            seconds=self.estimated_total,
+        )
+        return tasks
+
+    def _run_tasks(self, tasks: Sequence[tuple[str, Artifact]]) -> None:
+        if not tasks:
+            return
+        self.phase_name = "fetching"
+        self._emit("download", f"fetching {len(tasks)} wheels with {self.jobs} downloads and {self.build_jobs} builds at a time")
+        futures: dict[Future, Artifact] = {}
+        # Builds first: they take longest, so they should start at once.
+        for kind, artifact in sorted(tasks, key=lambda item: item[0] != "build"):
+            pool, work = (self.builds, self._build) if kind == "build" else (self.downloads, self._download)
+            futures[pool.submit(self._timed, kind, artifact, work)] = artifact
+        try:
+            self._wait_all(futures)
+        finally:
+            if any(not future.done() for future in futures):
+                self.context.cancel.set()
+
+    def _shutdown_pools(self) -> None:
+        """Wait for the worker threads, then let the sdist builder drop early builds that the plan did not use."""
+        for pool in (self.downloads, self.builds):
+            pool.shutdown(wait=True, cancel_futures=True)
+        self.sdists.close()
+
+    @contextmanager
+    def _tracking(self, label: str) -> Iterator[None]:
+        """Show `label` as a running task in the live status while the block runs."""
+        with self.lock:
+            self.running[label] = time.monotonic()
+        try:
+            yield
+        finally:
+            with self.lock:
+                self.running.pop(label, None)
+
+    def _wait_all(self, futures: Mapping[Future, Artifact]) -> None:
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=MAX_SILENCE, return_when=FIRST_COMPLETED)
+            for future in finished:
+                error = future.exception()
+                if error is not None and not isinstance(error, Cancelled):
+                    self.context.cancel.set()
+                    stop_marked_processes(RUN_MARKER, self.run_id)
+                    raise error
+            if self.context.remaining() <= 0:
+                self._raise_timeout()
+        if self.context.remaining() <= 0:
+            self._raise_timeout()
+
+    def _raise_timeout(self) -> None:
+        now = time.monotonic()
+        with self.lock:
+            running = [f"{label} (running {estimate.format_duration(now - start)})" for label, start in self.running.items()]
+        self.context.cancel.set()
+        stop_marked_processes(RUN_MARKER, self.run_id)
+        timeout = float(self.config.timeout)
+        raise WheelhouseError(
+            f"wheelhouse phase timed out after {estimate.format_duration(timeout)} while {self.phase_name} "
+            f"({self.done} of {self.total} wheels done)"
+            + (": " + ", ".join(running) if running else "")
+            + "; the running pip processes were stopped and partial files removed",
+            "raise [wheelhouse] timeout in buildsuite.toml, or check the network to the package index",
+        )
+
+    def _timed(self, kind: str, artifact: Artifact, work: Callable[[Artifact], WheelRecord]) -> WheelRecord:
+        self.context.check()
+        label = f"{'building' if kind == 'build' else 'downloading'} {artifact.label}"
+        with self.lock:
+            self.running[label] = time.monotonic()
+            task = self.pending_tasks.pop(artifact.name, estimate.Task(artifact.name, kind))
+            self.running_tasks[task] = time.monotonic()
+        self._emit(kind, label, package=artifact.name)
+        try:
+            record = work(artifact)
+        finally:
+            with self.lock:
+                started = self.running.pop(label)
+                self.running_tasks.pop(task, None)
+        with self.lock:
+            self.records[artifact.name] = record
+            self.done += 1
+            (self.built if kind == "build" else self.downloaded).append(record.filename)
+        self._revise_estimate()
+        self._emit(kind, f"{record.filename} {record.source} in {estimate.format_duration(record.seconds)}", artifact.name, time.monotonic() - started)
+        return record
+
+    def _resolve_line(self, line: str) -> None:
+        """Pass a line of the resolving pip on, and let the sdist builder start early builds."""
+        self.sdists.watch_resolve(self._pip_line("resolve", line))
+
+    def _revise_estimate(self) -> None:
+        """Replace the estimated total with elapsed time plus what the pending and running tasks need."""
+        now = time.monotonic()
+        with self.lock:
+            pending = list(self.pending_tasks.values())
+            running = {task: now - started for task, started in self.running_tasks.items()}
+            left = estimate.remaining_seconds(
+                pending, running, self.history, download_jobs=self.jobs, build_jobs=self.build_jobs
+            )
+            self.estimated_total = now - self.started + left
+
+    def _download(self, artifact: Artifact) -> WheelRecord:
+        started = time.monotonic()
+        final = fetch_wheel(artifact, self.output, self.context, lambda text: self._emit("download", text, artifact.name))
+        seconds = time.monotonic() - started
+        record = record_for_file(final, "downloaded", seconds, sha256=artifact.sha256)
+        with self.lock:
+            self.history.record_download(artifact.name, seconds, record.size)
+        return record
+
+    def _build(self, artifact: Artifact) -> WheelRecord:
+        started = time.monotonic()
+        if artifact.kind == "sdist":
+            temp, filename = self.sdists.build(artifact)
+        else:
+            # NOTE: source trees (local folders, VCS URLs) are built from their
+            # URL with the index, so their build requirements are not kept offline.
+            temp, filename, _ = build_wheel(artifact.url, self.output, self.context, artifact.label, build_deps=None)
+        final = self.output / filename
+        try:
+            check_wheel_identity(filename, artifact)
+        except WheelhouseError:
+            temp.unlink(missing_ok=True)
+            raise
+        os.replace(temp, final)
+        seconds = time.monotonic() - started
+        with self.lock:
+            self.history.record_build(artifact.name, seconds)
+        return record_for_file(final, "built", seconds)
+
+    def _remove_unplanned(self, plan: Plan) -> None:
+        keep = {record.filename for record in self.records.values()}
+        for path in sorted(self.output.glob("*.whl")):
+            if path.name not in keep:
+                path.unlink()
+                self.removed.append(path.name)
+                self._emit("remove", f"removed {path.name}: not in the resolution")
+
+    def _check_matches_plan(self, plan: Plan, wheels: Sequence[WheelRecord]) -> None:
+        have = {(canonicalize_name(r.name), canonicalize_version(r.version)) for r in wheels}
+        expected = {(a.name, canonicalize_version(a.version)) for a in plan.artifacts}
+        missing = sorted(f"{n} {v}" for n, v in expected - have)
+        if missing:
+            raise WheelhouseError(
+                f"the wheelhouse has no wheel for {', '.join(missing)} after the build",
+                "run the build again, and report the problem with pip's output if it persists",
+            )
+
+    def _build_dep_records(self, manifest: Manifest | None) -> tuple[WheelRecord, ...]:
+        folder = self.output / BUILD_DEPS_FOLDER
+        if not folder.is_dir():
+            return ()
+        known = {r.filename: r for r in (manifest.build_deps if manifest else ())}
+        records = []
+        for path in sorted(folder.glob("*.whl")):
+            record = known.get(path.name)
+            if record is None or check_file(path, record.sha256, record.size):
+                record = record_for_file(path, "downloaded", 0.0)
+            records.append(record)
+        return tuple(records)
+
+    def _save_history(self) -> None:
+        if self.history_path is None:
+            return
+        try:
+            estimate.save_history(self.history_path, self.history)
+        except OSError as error:
+            self._emit("done", f"could not write the timing history {self.history_path}: {error}")
