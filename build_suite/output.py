@@ -60,7 +60,8 @@ class Output:
     """Writes status and permanent lines according to the output policy above."""
 
     def __init__(self, write: Writer, mode: str = "plain", *, width: int = 120,
-                 redact: Callable[[str], str] | None = None, tees: list[Tee] | None = None) -> None:
+                 redact: Callable[[str], str] | None = None, tees: list[Tee] | None = None,
+                 plain_interval: float = 1.0) -> None:
         if mode not in MODES or mode == "auto":
             raise ValueError(f"invalid output mode {mode!r}: expected tty, plain or quiet")
         self.mode = mode
@@ -70,7 +71,8 @@ class Output:
         self._tees = list(tees or [])
         self._lock = threading.Lock()
         self._status_shown = False
-        self.last_write = time.monotonic()
+        self.last_write = 0.0
+        self.plain_interval = plain_interval
 
     def add_tee(self, tee: Tee) -> None:
         with self._lock:
@@ -91,7 +93,8 @@ class Output:
             if self.mode == "tty":
                 self._emit("\r" + fit_to_width(text, self.width) + "\x1b[K")
                 self._status_shown = True
-            else:
+            elif time.monotonic() - self.last_write >= self.plain_interval:
+                # A CI log gets at most one status line per interval; the heartbeat keeps gaps under 3 s.
                 self._emit(text + "\n")
 
     def line(self, text: str) -> None:
@@ -101,6 +104,12 @@ class Output:
             self._tee(text)
             self._clear_status()
             self._emit(text + "\n")
+
+    def log(self, text: str) -> None:
+        """Write a line to the log and the test's report only, as for every line of pip's output."""
+        text = self._redact(text)
+        with self._lock:
+            self._tee(text)
 
     def clear(self) -> None:
         """Erase the status line, so that later output starts on a clean line."""

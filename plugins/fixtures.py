@@ -11,17 +11,34 @@ the library's message and no traceback (`pytest.fail(..., pytrace=False)`).
 
 from __future__ import annotations
 
+import subprocess
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from build_suite.baseimage import ensure_base_image
 from build_suite.config import BuildConfig
+from build_suite.containers import ContainerStack, ServiceOutcome
 from build_suite.engine import EngineConnection, connect_engine
 from build_suite.environment import run_checks
 from build_suite.errors import BuildSuiteError
+from build_suite.heartbeat import Heartbeat
+from build_suite.images import CONFIG_HASH_LABEL, GIT_COMMIT_LABEL, ImageResult, build_image
 from build_suite.output import Output
+from build_suite.summary import format_duration
+from build_suite.target import TargetSpec
+from build_suite.validation import Problem, check_pin_conflicts
+from build_suite.wheelhouse import build_wheelhouse
+from build_suite.wheelhouselive import WheelhouseLive
+from build_suite.wheelstatus import Step, WheelhouseResult
 from plugins.harness import BuildSession, build_session
+
+
+PROJECT_LABEL = "build-suite.project"
+HISTORY_FOLDER = "history"
 
 
 def fail(error: BuildSuiteError) -> None:
@@ -98,4 +115,198 @@ def environment_summary(checks: dict[str, Any]) -> dict[str, Any]:
         "host_python": python.get("host", {}).get("version"),
         "target": python.get("target"),
         "engine": engine,
+    }
+
+
+def git_commit(folder: Path) -> str:
+    """Return the commit checked out in `folder`, or "unknown" outside a git checkout."""
+    try:
+        completed = subprocess.run(["git", "-C", str(folder), "rev-parse", "HEAD"], capture_output=True,
+                                   text=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return completed.stdout.strip() if completed.returncode == 0 else "unknown"
+
+
+def project_labels(state: BuildSession) -> dict[str, str]:
+    return {PROJECT_LABEL: state.config.project.name}
+
+
+@pytest.fixture(scope="session")
+def base_images(build_state: BuildSession, engine: EngineConnection, build_output: Output) -> dict[str, str]:
+    """Make sure every base image exists; record whether it was present, pulled or made."""
+    provenance: dict[str, str] = {}
+    for name in build_state.config.base_image_names():
+        recipe = build_state.config.recipe_for(name)
+        with Heartbeat("base image", build_output.status) as beat:
+            beat.update(f"looking for {name}")
+            try:
+                result = ensure_base_image(
+                    engine.client, name, suite=recipe.suite if recipe else "bookworm",
+                    packages=recipe.packages if recipe else (), make=bool(recipe and recipe.make),
+                    progress=lambda line: (beat.update(line), build_output.line(line)),
+                    labels={PROJECT_LABEL: build_state.config.project.name})
+            except BuildSuiteError as error:
+                fail(error)
+        provenance[name] = result.outcome
+        build_output.line(f"base image {name}: {result.outcome} ({format_duration(result.seconds)})")
+    build_state.record.environment["base_image_sources"] = provenance
+    return provenance
+
+
+class ImageBuilder:
+    """Builds each service's image once per session, on first request.
+
+    Under pytest-xdist every worker has its own builder, and each builds the images
+    of the tests it runs, so images build in parallel. A worker that needs an image
+    another worker built gets it from the engine's layer cache within seconds.
+    """
+
+    def __init__(self, state: BuildSession, engine: EngineConnection, output: Output) -> None:
+        self.state = state
+        self.engine = engine
+        self.output = output
+        self.results: dict[str, ImageResult] = {}
+        self.labels = {GIT_COMMIT_LABEL: git_commit(state.config.root), CONFIG_HASH_LABEL: state.config.digest,
+                       **project_labels(state)}
+
+    def get(self, name: str) -> ImageResult:
+        if name not in self.results:
+            service = self.state.config.service(name)
+            with Heartbeat("images", self.output.status) as beat:
+                def progress(line: str) -> None:
+                    beat.update(line)
+                    self.output.status(line)
+
+                result = build_image(self.engine.client, service, build_id=self.state.record.build_id,
+                                     labels=self.labels, on_progress=progress, heartbeat=3.0)
+            self.results[name] = result
+            self.output.line(image_line(result))
+            self.state.record.set_section("images", [image_record(r, self.state.config.service(r.service).tag)
+                                                     for r in self.results.values()])
+        return self.results[name]
+
+    def all(self) -> dict[str, ImageResult]:
+        return {service.name: self.get(service.name) for service in self.state.config.services}
+
+
+def image_line(result: ImageResult) -> str:
+    if result.status == "failed":
+        return f"image {result.service}: failed after {format_duration(result.seconds)}"
+    size = f"{result.size / 1e6:.0f} MB" if result.size else "size unknown"
+    return (f"image {result.service}: {result.status} in {format_duration(result.seconds)}, {size}, "
+            f"{result.layers} layers, {result.cache_hits} cache hits")
+
+
+def image_record(result: ImageResult, tag: str) -> dict[str, Any]:
+    return {"service": result.service, "status": result.status, "tag": tag, "image_id": result.image_id,
+            "size": result.size, "layers": result.layers, "seconds": round(result.seconds, 3),
+            "cache_hits": result.cache_hits, "error": result.error}
+
+
+@pytest.fixture(scope="session")
+def images(build_state: BuildSession, engine: EngineConnection, base_images: dict[str, str], wheelhouse: Any,
+           build_output: Output) -> ImageBuilder:
+    return ImageBuilder(build_state, engine, build_output)
+
+
+@pytest.fixture(scope="session")
+def containers(build_state: BuildSession, engine: EngineConnection, images: ImageBuilder,
+               build_output: Output) -> Iterator[ContainerStack]:
+    """Start every service in dependency order and wait until healthy; always removed at the end."""
+    results = images.all()
+    image_ids = {name: result.image_id for name, result in results.items() if result.image_id}
+    config = build_state.config
+    stack = ContainerStack(engine.client, list(config.services), image_ids, build_state.record.build_id,
+                           labels=project_labels(build_state), keep=build_state.keep_containers)
+    try:
+        with Heartbeat("containers", build_output.status) as beat:
+            def progress(line: str) -> None:
+                beat.update(line)
+                build_output.line(f"containers: {line}")
+
+            stack.on_progress = progress
+            stack.start()
+        build_state.record.set_section("containers", [container_record(outcome)
+                                                      for outcome in stack.outcomes.values()])
+        yield stack
+    finally:
+        stack.close()
+
+
+def container_record(outcome: ServiceOutcome) -> dict[str, Any]:
+    return {"service": outcome.service, "status": outcome.status,
+            "seconds_to_healthy": None if outcome.seconds_to_healthy is None else round(outcome.seconds_to_healthy, 3),
+            "probes": outcome.probes, "exit_code": None, "detail": outcome.error,
+            "log_tail": list(outcome.log_tail)}
+
+
+def target_spec(build_config: BuildConfig) -> TargetSpec:
+    target = build_config.target
+    return TargetSpec(python=target.python, implementation=target.implementation, platform=target.platform,
+                      libc=target.libc, glibc=target.glibc, arch=target.arch, portable=target.portable)
+
+
+def problems_text(title: str, problems: list[Problem]) -> str:
+    lines = [f"{title}: {len(problems)} problem{'s' if len(problems) != 1 else ''}"]
+    for problem in problems:
+        lines.append(f"- {problem.file}: {problem.message}")
+        if problem.hint:
+            lines.append(f"  what to do: {problem.hint}")
+    return "\n".join(lines)
+
+
+def history_path(state: BuildSession) -> Path:
+    return state.report_dir / HISTORY_FOLDER / "wheel-times.json"
+
+
+@pytest.fixture(scope="session")
+def wheelhouse(build_state: BuildSession, environment: dict[str, Any], build_output: Output) -> WheelhouseResult:
+    """Build the wheelhouse, or reuse it when its manifest still matches the requirements and target."""
+    config = build_state.config
+    target = target_spec(config)
+    conflicts = check_pin_conflicts(config.wheelhouse.requirements, target)
+    if conflicts:
+        pytest.fail(problems_text("conflicting pins across the requirements files", conflicts), pytrace=False)
+
+    live = WheelhouseLive(build_output.status, config.wheelhouse.output)
+    started = time.monotonic()
+
+    def on_event(event: Any) -> None:
+        if isinstance(event, Step):
+            build_output.line(f"wheelhouse: {event.text}")
+
+    try:
+        result = build_wheelhouse(config.wheelhouse, target, on_line=build_output.log, on_event=on_event,
+                                  history_path=history_path(build_state), progress=live)
+    except BuildSuiteError as error:
+        build_state.record.set_section("wheelhouse", {"status": "failed", "error": str(error)})
+        fail(error)
+    build_state.record.set_section("wheelhouse", wheelhouse_record(result, started - build_state.started))
+    return result
+
+
+def wheelhouse_record(result: WheelhouseResult, offset: float) -> dict[str, Any]:
+    """Summarise the manifest for the report; `start` places each wheel on the timeline, one after another."""
+    wheels = []
+    position = offset
+    for wheel in result.wheels:
+        wheels.append({"name": wheel.name, "version": wheel.version, "filename": wheel.filename,
+                       "sha256": wheel.sha256, "size": wheel.size, "source": wheel.source,
+                       "seconds": round(wheel.seconds, 3), "start": round(position, 3)})
+        position += wheel.seconds if wheel.source != "reused" else 0.0
+    return {
+        "status": result.status,
+        "reused": result.status == "reused",
+        "output": str(result.output),
+        "manifest": str(result.manifest_path),
+        "estimated_seconds": round(result.estimated_seconds, 3),
+        "actual_seconds": round(result.duration, 3),
+        "pip_runs": result.pip_runs,
+        "counts": {"wheels": len(result.wheels), "downloaded": len(result.downloaded), "built": len(result.built),
+                   "reused": len(result.reused), "removed": len(result.removed),
+                   "build_dependencies": len(result.build_deps)},
+        "total_bytes": sum(wheel.size for wheel in result.wheels),
+        "wheels": wheels,
+        "summary": result.summary,
     }

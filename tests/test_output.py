@@ -18,7 +18,7 @@ from build_suite.summary import format_duration, next_steps, summary_lines
 
 def make_output(mode: str, tees=None) -> tuple[Output, list[str]]:
     written: list[str] = []
-    return Output(written.append, mode, width=30, tees=tees), written
+    return Output(written.append, mode, width=30, tees=tees, plain_interval=0.0), written
 
 
 def test_tty_status_updates_one_line() -> None:
@@ -41,6 +41,15 @@ def test_plain_mode_prints_every_status() -> None:
     output.status("one")
     output.status("two")
     assert written == ["one\n", "two\n"]
+
+
+def test_plain_mode_limits_status_rate() -> None:
+    written: list[str] = []
+    output = Output(written.append, "plain", plain_interval=60.0)
+    output.status("first")
+    output.status("second, too soon")
+    output.line("a permanent line always shows")
+    assert written == ["first\n", "a permanent line always shows\n"]
 
 
 def test_quiet_mode_drops_status_only() -> None:
