@@ -12,6 +12,7 @@ import shutil
 
 import pytest
 
+from build_suite.buildmd import build_markdown
 from build_suite.htmlreport import summary_html
 from plugins.harness import build_session, finish_record
 
@@ -20,6 +21,7 @@ REPORT_FILES = {
     "html": "build-report.html",
     "junit": "junit.xml",
     "log": "build.log",
+    "summary": "BUILD.md",
 }
 
 
@@ -52,7 +54,11 @@ class BuildReports:
     @pytest.hookimpl(optionalhook=True)
     def pytest_json_modifyreport(self, json_report: dict) -> None:
         finish_record(self.state, json_report.get("exitcode", 1))
-        json_report["build"] = self.state.record.to_json()
+        build = self.state.record.to_json()
+        json_report["build"] = build
+        # BUILD.md is rewritten here so that it carries the final outcome, also after a failure.
+        summary = self.state.report_dir / "BUILD.md"
+        summary.write_text(build_markdown(build), encoding="utf-8")
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_report_title(self, report) -> None:

@@ -1,11 +1,27 @@
-"""Parametrizes the per-service phase tests with the services of the build's configuration."""
+"""Parametrizes the phase tests from the build's configuration: one test per service or command."""
 
+from build_suite.integration import collect_tests
 from plugins.harness import build_session
 
 
 def pytest_generate_tests(metafunc):
-    if "service_name" not in metafunc.fixturenames:
-        return
     state = build_session(metafunc.config)
-    names = [service.name for service in state.config.services] if state else []
-    metafunc.parametrize("service_name", names)
+    if "service_name" in metafunc.fixturenames:
+        names = [service.name for service in state.config.services] if state else []
+        metafunc.parametrize("service_name", names)
+    if "benchmark_command" in metafunc.fixturenames:
+        commands = list(state.config.benchmark.commands) if state else []
+        metafunc.parametrize("benchmark_command", commands, ids=[" ".join(command) for command in commands])
+    if "integration_case" in metafunc.fixturenames:
+        metafunc.parametrize("integration_case", integration_cases(state))
+
+
+def integration_cases(state):
+    """One case per integration test; None when none are configured, an error text when collection fails."""
+    tests = state.config.integration.tests if state else None
+    if tests is None:
+        return [None]
+    try:
+        return collect_tests(tests) or [None]
+    except RuntimeError as error:
+        return [f"error: {error}"]
