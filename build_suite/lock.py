@@ -65,3 +65,26 @@ class BuildLock:
         if self.fd is not None:
             os.close(self.fd)  # closing the descriptor drops the flock
             self.fd = None
+
+
+class FolderLock:
+    """An exclusive flock beside a folder, held while one process writes into it.
+
+    pytest-xdist workers each run the session fixtures, so two workers may try to build
+    the same wheelhouse at once; the second waits here, then finds it built and reuses it.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.path = folder.parent / f".{folder.name}.lock"
+        self.fd: int | None = None
+
+    def __enter__(self) -> "FolderLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from build_suite.clean import clean_build
 from build_suite.config import DEFAULT_CONFIG, BuildConfig, load_config
 from build_suite.engine import connect_engine
 from build_suite.errors import BuildSuiteError
@@ -150,8 +151,15 @@ def start_build_session(config: pytest.Config) -> BuildSession:
         clean=config.getoption("clean"),
     )
     config.stash[BUILD_SESSION] = state
+    # Under pytest-xdist, tests that share the running stack carry xdist_group("stack") and must run on
+    # one worker, or every worker would start its own containers on the same host ports.
+    if getattr(config.option, "dist", "no") == "load":
+        config.option.dist = "loadgroup"
     if not hasattr(config, "workerinput"):
         take_build_lock(config, state)
+        if state.clean:
+            notice = Output(stream_writer(sys.stderr), "plain")
+            clean_build(build_config, state.report_dir, notice.line)
     config.pluginmanager.register(PhaseCounter(record), "build-suite-phase-counter")
     # SIGTERM ends the build like Ctrl-C, so the finally blocks remove containers and write the reports.
     if not hasattr(config, "workerinput"):

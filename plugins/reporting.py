@@ -8,8 +8,6 @@ BuildRecord that the phases fill in.
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
 from build_suite.buildmd import build_markdown
@@ -30,8 +28,6 @@ def pytest_configure(config: pytest.Config) -> None:
     state = build_session(config)
     if state is None:
         return
-    if state.clean and not hasattr(config, "workerinput") and state.report_dir.is_dir():
-        shutil.rmtree(state.report_dir)
     state.report_dir.mkdir(parents=True, exist_ok=True)
     paths = {name: str(state.report_dir / file) for name, file in REPORT_FILES.items()}
     state.record.artifacts.update(paths)

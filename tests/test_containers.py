@@ -140,7 +140,7 @@ def test_failing_services_next_to_healthy(client, build_id):
     assert "service 'sulky'" in outcomes["sulky"].error
     assert "not healthy after 3s" in outcomes["sulky"].error
     assert "returned 503, expected 200" in outcomes["sulky"].error
-    assert "mode unhealthy listening" in outcomes["sulky"].error
+    assert "Last log lines" in outcomes["sulky"].error
     assert outcomes["worker"].status == "skipped"
     assert "crasher" in outcomes["worker"].error
     assert not stack.healthy
