@@ -20,7 +20,7 @@ from docker.types import EndpointConfig
 from build_suite.config import Service
 from build_suite.errors import ContainerError
 from build_suite.images import BUILD_ID_LABEL, SERVICE_LABEL
-from build_suite.probes import ProbeResult, probe_once, validate_probe
+from build_suite.probes import probe_command, ProbeResult, probe_once, validate_probe
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,9 @@ class ContainerStack:
     on_progress: Callable[[str], None] = lambda line: None
     labels: Mapping[str, str] = field(default_factory=dict)
     keep: bool = False
+    # The image HEALTHCHECK of each service, run through exec next to the configured probe, because
+    # Podman without systemd never runs it and OCI-format images drop it.
+    healthchecks: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     outcomes: dict[str, ServiceOutcome] = field(default_factory=dict, init=False)
     containers: dict[str, Any] = field(default_factory=dict, init=False)
     network: Any = field(default=None, init=False)
@@ -249,6 +252,16 @@ class ContainerStack:
             time.sleep(min(delay, deadline - now))
 
     def _probe(self, service: Service, container: Any) -> ProbeResult:
+        result = self._configured_probe(service, container)
+        healthcheck = self.healthchecks.get(service.name)
+        if not result.healthy or not healthcheck:
+            return result
+        check = probe_command(container, healthcheck)
+        if not check.healthy:
+            return ProbeResult(False, f"the image HEALTHCHECK failed: {check.detail}", result.latency + check.latency)
+        return result
+
+    def _configured_probe(self, service: Service, container: Any) -> ProbeResult:
         probe = service.probe
         if probe.kind == "command":
             return probe_once(probe, container=container)

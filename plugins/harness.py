@@ -199,7 +199,9 @@ def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def pytest_configure_node(node) -> None:  # pragma: no cover - called by pytest-xdist only
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """Give every pytest-xdist worker the controller's build id, so all share one."""
     session = node.config.stash.get(BUILD_SESSION, None)
     if session is not None:
         node.workerinput["build_id"] = session.record.build_id

@@ -275,3 +275,20 @@ def test_unknown_dependency_creates_nothing(client, build_id):
             pass
 
     assert leftovers(client, build_id) == ([], [])
+
+
+@pytest.mark.slow
+def test_failing_image_healthcheck_not_healthy(client, build_id):
+    web = service("web", probe=Probe(kind="http", port=8000, timeout=4, interval=0.2, healthy_in_a_row=2))
+    passing = service("passing", probe=Probe(kind="http", port=8000, timeout=20, interval=0.2, healthy_in_a_row=2))
+    builds = build_all(client, [web, passing], build_id)
+    images = {name: result.image_id for name, result in builds.items()}
+    healthchecks = {"web": ("/bin/sh", "-c", "exit 1"), "passing": ("/bin/sh", "-c", "exit 0")}
+
+    with ContainerStack(client, [web, passing], images, build_id, healthchecks=healthchecks) as stack:
+        outcomes = dict(stack.outcomes)
+
+    assert outcomes["web"].status == "failed"
+    assert "HEALTHCHECK failed" in outcomes["web"].error
+    assert outcomes["passing"].status == "healthy", outcomes["passing"].error
+    assert leftovers(client, build_id) == ([], [])
