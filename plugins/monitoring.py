@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from build_suite.output import Output, choose_mode
-from build_suite.redact import redact
+from build_suite.redact import Redactor
 from plugins.harness import build_session
 
 OUTPUT = pytest.StashKey[Output]()
@@ -128,7 +128,7 @@ class WorkerFollower(threading.Thread):
 class Monitoring:
     """Owns the session's Output and routes its lines to the terminal, the log and the test reports."""
 
-    def __init__(self, config: pytest.Config, report_dir: Path) -> None:
+    def __init__(self, config: pytest.Config, report_dir: Path, redactor: Redactor) -> None:
         self.config = config
         self.closers: list = []
         self.follower: WorkerFollower | None = None
@@ -139,7 +139,7 @@ class Monitoring:
             channel = WorkerChannel(progress_folder / f"{worker}.log")
             self.closers.append(channel.close)
             mode = "plain" if requested in ("auto", "tty") else requested
-            self.output = Output(channel, mode, redact=redact)
+            self.output = Output(channel, mode, redact=redactor)
             return
         writer = FdWriter(sys.stdout.fileno())
         self.closers.append(writer.close)
@@ -147,7 +147,7 @@ class Monitoring:
         width = max(40, os.get_terminal_size(writer.fd).columns - 1) if writer.isatty() else 160
         log = LogFile(report_dir / "build.log")
         self.closers.append(log.close)
-        self.output = Output(self._write_on_own_line(writer), mode, width=width, redact=redact, tees=[log])
+        self.output = Output(self._write_on_own_line(writer), mode, width=width, redact=redactor, tees=[log])
         if progress_folder.is_dir():
             for stale in progress_folder.glob("*.log"):
                 stale.unlink()
@@ -204,7 +204,9 @@ def pytest_configure(config: pytest.Config) -> None:
     state = build_session(config)
     if state is None:
         return
-    monitoring = Monitoring(config, state.report_dir)
+    wheelhouse = state.config.wheelhouse
+    urls = [url for url in (wheelhouse.index_url, *wheelhouse.extra_index_urls, *wheelhouse.find_links) if url]
+    monitoring = Monitoring(config, state.report_dir, Redactor.from_environ(extra_urls=urls))
     config.stash[OUTPUT] = monitoring.output
     config.pluginmanager.register(monitoring, "build-suite-monitoring")
 
