@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -141,18 +142,31 @@ def resolve_argv(
     *,
     pip_command: Sequence[str],
     local_find_links: Sequence[Path] = (),
+    target_options: Sequence[str] = (),
+    target_dir: Path | None = None,
+    ignore_requires_python: bool = False,
 ) -> list[str]:
-    """Return the argv of the resolving pip run, which writes its report to `report_path`."""
+    """Return the argv of the resolving pip run, which writes its report to `report_path`.
+
+    `target_options` (crossbuild.target_options) resolve binary wheels for
+    another interpreter. pip then also needs `target_dir` for --target, which a
+    dry run never writes to, and ignores the config's --no-binary and
+    --only-binary lists, because it accepts no other binary option with them.
+    """
     requirements = tuple(getattr(config, "requirements", ()))
     constraints = tuple(getattr(config, "constraints", ()))
     options = ["--dry-run", "--ignore-installed", "--report", str(report_path)]
-    # NOTE: host == target for now. A build for another interpreter or platform
-    # plugs in here, with --python-version, --platform, --implementation and
-    # --abi from the Target, which pip accepts only with --only-binary :all:.
     options += index_options(config)
     for folder in local_find_links:
         options += ["--find-links", str(folder)]
-    options += binary_options(config)
+    if target_options:
+        if target_dir is None:
+            raise ValueError("target_options need a target_dir for pip's --target")
+        options += [*target_options, "--target", str(target_dir)]
+    else:
+        options += binary_options(config)
+    if ignore_requires_python:
+        options.append("--ignore-requires-python")
     if getattr(config, "require_hashes", False) or files_use_hashes(requirements + constraints):
         options.append("--require-hashes")
     options += requirement_options(requirements, constraints)
@@ -232,17 +246,24 @@ def resolve(
     stall_timeout: float | None,
     work_dir: Path,
     local_find_links: Sequence[Path] = (),
+    target_options: Sequence[str] = (),
+    ignore_requires_python: bool = False,
 ) -> Plan:
     """Run pip's resolver over the config's requirement files and return the Plan.
 
+    `target_options` and `ignore_requires_python` are passed to resolve_argv.
     Raises WheelhouseError when pip fails, times out or stalls, with the last
     lines of its output.
     """
     handle, name = tempfile.mkstemp(prefix=".tmp-report-", suffix=".json", dir=work_dir)
     os.close(handle)
     report_path = Path(name)
+    target_dir = Path(tempfile.mkdtemp(prefix=".tmp-target-", dir=work_dir)) if target_options else None
     try:
-        argv = resolve_argv(config, report_path, pip_command=pip_command, local_find_links=local_find_links)
+        argv = resolve_argv(
+            config, report_path, pip_command=pip_command, local_find_links=local_find_links,
+            target_options=target_options, target_dir=target_dir, ignore_requires_python=ignore_requires_python,
+        )
         result = run_streaming(argv, env=env, on_line=on_line, timeout=timeout, stall_timeout=stall_timeout)
         if result.interrupted:
             raise KeyboardInterrupt
@@ -251,6 +272,8 @@ def resolve(
         return load_report(report_path)
     finally:
         report_path.unlink(missing_ok=True)
+        if target_dir is not None:
+            shutil.rmtree(target_dir, ignore_errors=True)
 
 
 def failure_message(step: str, result: object) -> str:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import (
@@ -41,6 +42,9 @@ from build_suite.pipargs import binary_options, index_options
 from build_suite.pipoutput import Downloading, PipEvent, UsingCached
 from build_suite.resolve import Artifact, failure_hint, failure_message
 from build_suite.wheelfetch import TEMP_PREFIX, PipContext, download_url, single_file, temp_path
+
+if TYPE_CHECKING:
+    from build_suite.crossbuild import ContainerBuilder
 
 BUILD_DEPS_FOLDER = "build-deps"
 SDIST_FOLDER = "sdists"
@@ -108,6 +112,8 @@ def has_build_deps(requires: Sequence[str], folder: Path) -> bool:
             requirement = Requirement(text)
         except InvalidRequirement:
             return False
+        # NOTE: markers are evaluated for the running interpreter, also in a
+        # cross-target build, where the builder container's Python may differ.
         if requirement.marker is not None and not requirement.marker.evaluate():
             continue
         versions = available.get(canonicalize_name(requirement.name), [])
@@ -125,7 +131,8 @@ def download_build_deps(requires: Sequence[str], folder: Path, context: PipConte
     folder.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=folder))
     try:
-        options = ["--only-binary", ":all:", "--dest", str(work), *index_options(context.config), *requires]
+        options = ["--only-binary", ":all:", *context.target_options, "--dest", str(work)]
+        options += [*index_options(context.config), *requires]
         result = context.run(label, "download", *options)
         if not result.ok:
             raise WheelhouseError(
@@ -200,7 +207,9 @@ class SdistBuilder:
 
     `emit(kind, text, package)` reports a step, `pip_line(label, line)` passes
     a pip output line on and returns its event, and `track(label)` marks a
-    running task for the live status.
+    running task for the live status. With a `container` builder (a
+    crossbuild.ContainerBuilder), sdists are built inside it, offline, and
+    never on the host.
     """
 
     def __init__(
@@ -213,8 +222,10 @@ class SdistBuilder:
         emit: Callable[..., None],
         pip_line: Callable[[str, str], PipEvent],
         track: Callable[[str], AbstractContextManager[None]],
+        container: ContainerBuilder | None = None,
     ) -> None:
         self.output = output
+        self.container = container
         self.config = config
         self.context = context
         self.builds = builds
@@ -239,6 +250,9 @@ class SdistBuilder:
 
     def watch_resolve(self, event: PipEvent) -> None:
         """Start an early build for each sdist that the resolving pip fetches."""
+        # An early build runs on the host, so its wheel would fit the host's Python and not the container's.
+        if self.container is not None:
+            return
         if not isinstance(event, (Downloading, UsingCached)) or event.filename.endswith(".whl"):
             return
         try:
@@ -304,7 +318,8 @@ class SdistBuilder:
     def build(self, artifact: Artifact) -> tuple[Path, str]:
         """Keep the sdist and its build requirements for offline builds, and build it; return the temporary wheel.
 
-        The build uses, in this order: the early build made while pip resolved,
+        With a container builder, the kept sdist is built inside it. Without
+        one, the build uses, in this order: the early build made while pip resolved,
         a build from the report's URL (pip's wheel cache serves an sdist that it
         built before under that URL), or an offline build from the kept file.
         """
@@ -314,6 +329,12 @@ class SdistBuilder:
         if not sdist.exists() or (artifact.sha256 and check_file(sdist, artifact.sha256)):
             download_url(artifact.url, sdist, sha256=artifact.sha256, context=self.context)
         keeping = self.build_deps_pool.submit(self._ensure_build_deps, build_requires(sdist), artifact.label)
+        if self.container is not None:
+            keeping.result()
+            return self.container.build_wheel(
+                sdist, self.output / BUILD_DEPS_FOLDER, self.output, artifact.label,
+                timeout=max(1.0, self.context.remaining()), cancel=self.context.cancel,
+            )
 
         early = self.take_early_build(artifact)
         if early is not None:

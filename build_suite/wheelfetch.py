@@ -53,6 +53,8 @@ class PipContext:
     deadline: float
     stall_timeout: float | None
     on_line: Callable[[str, str], None]
+    # pip options that choose wheels for another interpreter (crossbuild.target_options), empty for the host.
+    target_options: tuple[str, ...] = ()
     cancel: threading.Event = field(default_factory=threading.Event)
     runs: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -186,7 +188,7 @@ def pip_download_wheel(artifact: Artifact, folder: Path, context: PipContext) ->
     """Download the artifact's wheel through pip (used when urllib cannot reach the URL, e.g. with index auth)."""
     work = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=folder))
     try:
-        options = ["--no-deps", "--only-binary", ":all:", "--dest", str(work)]
+        options = ["--no-deps", "--only-binary", ":all:", *context.target_options, "--dest", str(work)]
         options += index_options(context.config)
         options.append(f"{artifact.name}=={artifact.version}")
         result = context.run(artifact.label, "download", *options)

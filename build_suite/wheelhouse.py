@@ -17,6 +17,12 @@ The phase runs in this order:
 5. Remove wheels that the plan does not contain, then write the manifest and
    the timing history.
 
+When the target Python differs from the host's (crossbuild.py), step 3 runs
+twice. The first resolve, with the target's marker values, finds the sdists,
+which are built in a builder container of the target's base image. The second
+resolve picks binary wheels for the target and the container-built wheels. At
+the end the target's own pip checks the wheelhouse offline inside the container.
+
 Every step reports through the callbacks, and a heartbeat thread calls
 `progress` at least every 3 s, so a live status line never goes silent.
 """
@@ -35,23 +41,23 @@ from pathlib import Path
 from packaging.utils import canonicalize_name, canonicalize_version
 
 from build_suite import estimate
-from build_suite.errors import WheelhouseError
-from build_suite.manifest import (
-    Manifest,
-    WheelRecord,
-    check_file,
-    check_records,
-    fingerprint,
-    is_readable_zip,
-    load_manifest,
-    record_for_file,
-    save_manifest,
+from build_suite.crossbuild import (
+    CONTAINER_BUILT,
+    ContainerBuilder,
+    is_cross_target,
+    target_options,
+    target_pip_command,
+    target_pip_env,
 )
+from build_suite.crossphase import CrossTargetSteps
+from build_suite.errors import WheelhouseError
+from build_suite.manifest import Manifest, WheelRecord, fingerprint, load_manifest, record_for_file, save_manifest
 from build_suite.pipargs import default_pip_command, describe_options, pip_env
 from build_suite.pipoutput import PipEvent, PipOutputParser
 from build_suite.resolve import Artifact, Plan, count_requirements, files_use_hashes, included_files, resolve
-from build_suite.sdistbuild import BUILD_DEPS_FOLDER, SdistBuilder, build_wheel, check_wheel_identity
+from build_suite.sdistbuild import SdistBuilder, build_wheel, check_wheel_identity
 from build_suite.wheelfetch import Cancelled, PipContext, clean_temp, fetch_wheel, stop_marked_processes
+from build_suite.wheelhousefolder import FolderSteps
 from build_suite.wheelstatus import Progress, Step, WheelhouseResult, progress_text, summary_text
 
 __all__ = [
@@ -79,8 +85,10 @@ def target_fields(target: object) -> dict[str, object]:
     return dict(vars(target))
 
 
-def input_fingerprint(config: object, target: object) -> str:
+def input_fingerprint(config: object, target: object, builder_image: str | None = None) -> str:
     """Return the fingerprint of the inputs that decide the wheelhouse's content.
+
+    `builder_image` is the base image that builds the sdists of a cross-target build.
 
     NOTE: the pip version is not part of it, because reading it would mean
     running pip. So a pip upgrade alone does not trigger a new resolve.
@@ -88,7 +96,10 @@ def input_fingerprint(config: object, target: object) -> str:
     requirements = tuple(getattr(config, "requirements", ()))
     files = included_files(requirements + tuple(getattr(config, "constraints", ())))
     base = Path(requirements[0]).parent if requirements else None
-    return fingerprint(files, target=target_fields(target), options=describe_options(config), pip_version="", base=base)
+    fields = target_fields(target)
+    if builder_image:
+        fields["builder_image"] = builder_image
+    return fingerprint(files, target=fields, options=describe_options(config), pip_version="", base=base)
 
 
 def build_wheelhouse(
@@ -101,25 +112,35 @@ def build_wheelhouse(
     progress: Callable[[Progress], None] | None = None,
     pip_command: Sequence[str] | None = None,
     pip_extra_env: Mapping[str, str] | None = None,
+    builder: ContainerBuilder | None = None,
 ) -> WheelhouseResult:
     """Fill `config.output` with the wheels that pip would install for the config's requirements.
 
-    `pip_command` replaces `python -m pip` of the running interpreter, and
-    `pip_extra_env` sets variables that survive the pip config isolation (for
-    example PIP_CACHE_DIR). Raises WheelhouseError when pip fails, a download
-    does not match its sha256 or the phase passes `config.timeout`.
+    `pip_command` replaces `python -m pip` of the running interpreter (for a
+    cross-target build: crossbuild.target_pip_command), and `pip_extra_env`
+    sets variables that survive the pip config isolation (for example
+    PIP_CACHE_DIR). `builder` is required when the target Python differs from
+    the host's, and builds the sdists in a container of the target's image.
+    Raises WheelhouseError when pip fails, a download does not match its
+    sha256, a builder is missing or the phase passes `config.timeout`.
     """
-    phase = _Phase(config, target, on_line, on_event, history_path, progress, pip_command, pip_extra_env)
+    phase = _Phase(config, target, on_line, on_event, history_path, progress, pip_command, pip_extra_env, builder)
     return phase.run()
 
 
-class _Phase:
+class _Phase(FolderSteps, CrossTargetSteps):
     """The state of one run of the wheelhouse phase."""
 
-    def __init__(self, config, target, on_line, on_event, history_path, progress, pip_command, pip_extra_env) -> None:
+    def __init__(self, config, target, on_line, on_event, history_path, progress, pip_command, pip_extra_env,
+                 builder) -> None:
         self.config = config
         self.target = target
         self.output = Path(config.output)
+        self.cross = is_cross_target(target)
+        self.builder = builder if self.cross else None
+        if self.cross:
+            pip_extra_env = {**target_pip_env(target), **(pip_extra_env or {})}
+            pip_command = pip_command or target_pip_command()
 
         self.on_line = on_line or (lambda line: None)
         self.on_event = on_event or (lambda event: None)
@@ -142,6 +163,7 @@ class _Phase:
             deadline=self.deadline,
             stall_timeout=getattr(config, "stall_timeout", None),
             on_line=self._pip_line,
+            target_options=tuple(target_options(target)) if self.cross else (),
         )
 
         # The fields below are shared with the worker threads, which change them under self.lock.
@@ -211,7 +233,8 @@ class _Phase:
             clean_temp(self.output)
 
     def _run(self) -> WheelhouseResult:
-        fingerprint_value = input_fingerprint(self.config, self.target)
+        builder_image = self.builder.image if self.builder else None
+        fingerprint_value = input_fingerprint(self.config, self.target, builder_image)
         manifest = load_manifest(self.output)
         reused = self._try_reuse(manifest, fingerprint_value)
         if reused is not None:
@@ -233,6 +256,7 @@ class _Phase:
             emit=self._emit,
             pip_line=self._pip_line,
             track=self._tracking,
+            container=self.builder,
         )
         try:
             plan = self._resolve(verified)
@@ -249,11 +273,14 @@ class _Phase:
 
         wheels = tuple(sorted(self.records.values(), key=lambda r: r.name))
         self._check_matches_plan(plan, wheels)
+        if self.builder is not None:
+            self._check_in_image(plan)
         build_deps = self._build_dep_records(manifest)
+        target = target_fields(self.target) | ({"builder_image": builder_image} if builder_image else {})
         result_manifest = Manifest(
             fingerprint=fingerprint_value,
             wheels=wheels,
-            target=target_fields(self.target),
+            target=target,
             build_deps=build_deps,
             pip_version=plan.pip_version,
         )
@@ -282,56 +309,21 @@ class _Phase:
         self._emit("done", result.summary, seconds=duration)
         return result
 
-    def _try_reuse(self, manifest: Manifest | None, fingerprint_value: str) -> WheelhouseResult | None:
-        """Return a "reused" result when the folder already matches the inputs, else None."""
-        if manifest is None:
-            self._emit("check", "no valid wheelhouse manifest: resolving")
-            return None
-        if manifest.fingerprint != fingerprint_value:
-            self._emit("check", "requirements, constraints, target or pip options changed: resolving")
-            return None
-        self.estimated_total = self.first_estimate = 1.0
-        problems = check_records(self.output, manifest.wheels, jobs=self.jobs)
-        problems.update(check_records(self.output / BUILD_DEPS_FOLDER, manifest.build_deps, jobs=self.jobs))
-        listed = {record.filename for record in manifest.wheels}
-        extra = sorted(p.name for p in self.output.glob("*.whl") if p.name not in listed)
-        if problems or extra:
-            for filename, problem in sorted(problems.items()):
-                self._emit("check", f"{filename}: {problem}")
-            for filename in extra:
-                self._emit("check", f"{filename}: not in the manifest")
-            return None
-        self.reused = [record.filename for record in manifest.wheels]
-        duration = time.monotonic() - self.started
-        manifest_path = self.output / "wheelhouse-manifest.json"
-        return self._result("reused", manifest.wheels, manifest.build_deps, manifest_path, duration)
-
-    def _verify_existing(self, manifest: Manifest | None) -> dict[str, WheelRecord]:
-        """Check the wheels in the folder and remove the bad ones; return the good ones by file name."""
-        known = {record.filename: record for record in (manifest.wheels if manifest else ())}
-        verified: dict[str, WheelRecord] = {}
-        for path in sorted(self.output.glob("*.whl")):
-            record = known.get(path.name)
-            problem = check_file(path, record.sha256, record.size) if record else None
-            if problem is None and not is_readable_zip(path):
-                problem = "not a readable zip archive"
-            if problem is not None:
-                path.unlink(missing_ok=True)
-                self.removed.append(path.name)
-                self._emit("remove", f"removed {path.name}: {problem}; it will be fetched again")
-                continue
-            if record is None:
-                record = record_for_file(path, "reused", 0.0)
-            verified[path.name] = record
-        return verified
-
     def _resolve(self, verified: Mapping[str, WheelRecord]) -> Plan:
+        if self.cross:
+            return self._resolve_for_target(verified)
+        return self._resolve_once(verified)
+
+    def _resolve_once(
+        self, verified: Mapping[str, WheelRecord], *, target: bool = False, ignore_requires_python: bool = False
+    ) -> Plan:
         self.phase_name = "resolving"
         self._emit("resolve", "resolving the requirements with pip")
         inputs = tuple(self.config.requirements) + tuple(getattr(self.config, "constraints", ()))
         uses_hashes = bool(getattr(self.config, "require_hashes", False)) or files_use_hashes(inputs)
         # pip checks the --hash values of the requirements against the files it
         # picks, and a locally built wheel never matches an sdist's hash.
+        # NOTE: with hashes, a cross-target build cannot offer its container-built wheels, so sdists fail there.
         find_links = [self.output] if verified and not uses_hashes else []
         with self.lock:
             self.running["resolving"] = time.monotonic()
@@ -345,6 +337,8 @@ class _Phase:
                 stall_timeout=self.context.stall_timeout,
                 work_dir=self.output,
                 local_find_links=find_links,
+                target_options=self.context.target_options if target else (),
+                ignore_requires_python=ignore_requires_python,
             )
         finally:
             with self.lock:
@@ -357,8 +351,16 @@ class _Phase:
     def _plan_tasks(self, plan: Plan, verified: Mapping[str, WheelRecord]) -> list[tuple[str, Artifact]]:
         """Record the artifacts already present and return (kind, artifact) for the rest."""
         present_by_key = {(canonicalize_name(r.name), canonicalize_version(r.version)): r for r in verified.values()}
+        # Wheels built before the last resolve (cross-target sdists) stay only when that resolve chose them.
+        chosen = {artifact.name: artifact.filename for artifact in plan.artifacts}
+        for name, record in list(self.records.items()):
+            if chosen.get(name) != record.filename:
+                del self.records[name]
+
         tasks: list[tuple[str, Artifact]] = []
         for artifact in plan.artifacts:
+            if artifact.name in self.records:
+                continue
             record = verified.get(artifact.filename)
             if record is not None and artifact.sha256 not in (None, record.sha256):
                 record = None
@@ -511,38 +513,7 @@ class _Phase:
         seconds = time.monotonic() - started
         with self.lock:
             self.history.record_build(artifact.name, seconds)
-        return record_for_file(final, "built", seconds)
-
-    def _remove_unplanned(self, plan: Plan) -> None:
-        keep = {record.filename for record in self.records.values()}
-        for path in sorted(self.output.glob("*.whl")):
-            if path.name not in keep:
-                path.unlink()
-                self.removed.append(path.name)
-                self._emit("remove", f"removed {path.name}: not in the resolution")
-
-    def _check_matches_plan(self, plan: Plan, wheels: Sequence[WheelRecord]) -> None:
-        have = {(canonicalize_name(r.name), canonicalize_version(r.version)) for r in wheels}
-        expected = {(a.name, canonicalize_version(a.version)) for a in plan.artifacts}
-        missing = sorted(f"{n} {v}" for n, v in expected - have)
-        if missing:
-            raise WheelhouseError(
-                f"the wheelhouse has no wheel for {', '.join(missing)} after the build",
-                "run the build again, and report the problem with pip's output if it persists",
-            )
-
-    def _build_dep_records(self, manifest: Manifest | None) -> tuple[WheelRecord, ...]:
-        folder = self.output / BUILD_DEPS_FOLDER
-        if not folder.is_dir():
-            return ()
-        known = {r.filename: r for r in (manifest.build_deps if manifest else ())}
-        records = []
-        for path in sorted(folder.glob("*.whl")):
-            record = known.get(path.name)
-            if record is None or check_file(path, record.sha256, record.size):
-                record = record_for_file(path, "downloaded", 0.0)
-            records.append(record)
-        return tuple(records)
+        return record_for_file(final, CONTAINER_BUILT if self.builder else "built", seconds)
 
     def _save_history(self) -> None:
         if self.history_path is None:

@@ -22,12 +22,15 @@ import pytest
 from build_suite.baseimage import ensure_base_image
 from build_suite.config import BuildConfig
 from build_suite.containers import ContainerStack, ServiceOutcome
+from build_suite.crossbuild import ContainerBuilder, builder_image_name, is_cross_target
 from build_suite.engine import EngineConnection, connect_engine
 from build_suite.environment import run_checks
 from build_suite.errors import BuildSuiteError
 from build_suite.heartbeat import Heartbeat
-from build_suite.images import CONFIG_HASH_LABEL, GIT_COMMIT_LABEL, ImageResult, build_image
+from build_suite.lock import FolderLock
+from build_suite.images import CONFIG_HASH_LABEL, GIT_COMMIT_LABEL, ImageResult, build_image, dockerfile_instructions
 from build_suite.output import Output
+from build_suite.probes import healthcheck_from_dockerfile
 from build_suite.summary import format_duration
 from build_suite.target import TargetSpec
 from build_suite.validation import Problem, check_pin_conflicts
@@ -39,6 +42,8 @@ from plugins.harness import BuildSession, build_session
 
 PROJECT_LABEL = "build-suite.project"
 HISTORY_FOLDER = "history"
+# Base images are shared between projects, so they carry no project label and --clean keeps them.
+BASE_IMAGE_LABEL = "build-suite.base-image"
 
 
 def fail(error: BuildSuiteError) -> None:
@@ -145,7 +150,7 @@ def base_images(build_state: BuildSession, engine: EngineConnection, build_outpu
                     engine.client, name, suite=recipe.suite if recipe else "bookworm",
                     packages=recipe.packages if recipe else (), make=bool(recipe and recipe.make),
                     progress=lambda line: (beat.update(line), build_output.line(line)),
-                    labels={PROJECT_LABEL: build_state.config.project.name})
+                    labels={BASE_IMAGE_LABEL: "made"})
             except BuildSuiteError as error:
                 fail(error)
         provenance[name] = result.outcome
@@ -218,7 +223,8 @@ def containers(build_state: BuildSession, engine: EngineConnection, images: Imag
     image_ids = {name: result.image_id for name, result in results.items() if result.image_id}
     config = build_state.config
     stack = ContainerStack(engine.client, list(config.services), image_ids, build_state.record.build_id,
-                           labels=project_labels(build_state), keep=build_state.keep_containers)
+                           labels=project_labels(build_state), keep=build_state.keep_containers,
+                           healthchecks=image_healthchecks(config))
     try:
         with Heartbeat("containers", build_output.status) as beat:
             def progress(line: str) -> None:
@@ -234,10 +240,20 @@ def containers(build_state: BuildSession, engine: EngineConnection, images: Imag
         stack.close()
 
 
+def image_healthchecks(config: BuildConfig) -> dict[str, tuple[str, ...]]:
+    """Read each service's HEALTHCHECK from its Dockerfile, since the built image may have dropped it."""
+    checks = {}
+    for service in config.services:
+        command = healthcheck_from_dockerfile(dockerfile_instructions(service.dockerfile.read_text(encoding="utf-8")))
+        if command:
+            checks[service.name] = command
+    return checks
+
+
 def container_record(outcome: ServiceOutcome) -> dict[str, Any]:
     return {"service": outcome.service, "status": outcome.status,
             "seconds_to_healthy": None if outcome.seconds_to_healthy is None else round(outcome.seconds_to_healthy, 3),
-            "probes": outcome.probes, "exit_code": None, "detail": outcome.error,
+            "probes": outcome.probes, "exit_code": outcome.exit_code, "detail": outcome.error,
             "log_tail": list(outcome.log_tail)}
 
 
@@ -260,11 +276,36 @@ def history_path(state: BuildSession) -> Path:
     return state.report_dir / HISTORY_FOLDER / "wheel-times.json"
 
 
+def wheelhouse_builder(request: pytest.FixtureRequest, state: BuildSession, engine_holder: EngineHolder,
+                       output: Output) -> ContainerBuilder | None:
+    """Return the builder container for a target Python other than the host's, or None for the host's.
+
+    Only a cross-target build connects to the engine and makes sure the base image exists,
+    so a same-target wheelhouse builds without an engine.
+    """
+    config = state.config
+    try:
+        if not is_cross_target(config.target):
+            return None
+        image = builder_image_name(config.base_image_names())
+        request.getfixturevalue("base_images")
+        builder = ContainerBuilder(engine_holder.get().client, image, labels=project_labels(state),
+                                   on_line=lambda label, line: output.log(f"[{label}] {line}"))
+        version = builder.check_python(config.target)
+    except BuildSuiteError as error:
+        fail(error)
+        raise
+    output.line(f"wheelhouse: target Python {config.target.python}: sdists build in {image} (Python {version})")
+    return builder
+
+
 @pytest.fixture(scope="session")
-def wheelhouse(build_state: BuildSession, environment: dict[str, Any], build_output: Output) -> WheelhouseResult:
+def wheelhouse(request: pytest.FixtureRequest, build_state: BuildSession, environment: dict[str, Any],
+               engine_holder: EngineHolder, build_output: Output) -> WheelhouseResult:
     """Build the wheelhouse, or reuse it when its manifest still matches the requirements and target."""
     config = build_state.config
     target = target_spec(config)
+    builder = wheelhouse_builder(request, build_state, engine_holder, build_output)
     conflicts = check_pin_conflicts(config.wheelhouse.requirements, target)
     if conflicts:
         pytest.fail(problems_text("conflicting pins across the requirements files", conflicts), pytrace=False)
@@ -277,8 +318,10 @@ def wheelhouse(build_state: BuildSession, environment: dict[str, Any], build_out
             build_output.line(f"wheelhouse: {event.text}")
 
     try:
-        result = build_wheelhouse(config.wheelhouse, target, on_line=build_output.log, on_event=on_event,
-                                  history_path=history_path(build_state), progress=live)
+        # Under pytest-xdist each worker runs this fixture; the lock lets one build while the others wait.
+        with FolderLock(config.wheelhouse.output):
+            result = build_wheelhouse(config.wheelhouse, target, on_line=build_output.log, on_event=on_event,
+                                      history_path=history_path(build_state), progress=live, builder=builder)
     except BuildSuiteError as error:
         build_state.record.set_section("wheelhouse", {"status": "failed", "error": str(error)})
         fail(error)
