@@ -180,7 +180,7 @@ def engine_client():
         client.images.get(TRIXIE_IMAGE)
     except docker.errors.ImageNotFound:
         pytest.skip(f"base image {TRIXIE_IMAGE} is missing: make it with "
-                    f"`python -m build_suite.baseimage {TRIXIE_IMAGE} --suite trixie`")
+                    f"`python -m build_suite.baseimage {TRIXIE_IMAGE} --suite trixie --package passwd`")
     yield client
     labelled = {"label": "build-suite.test=crossbuild"}
     for container in client.containers.list(all=True, filters=labelled):
@@ -203,6 +203,8 @@ def write_cross_config(folder: Path) -> Path:
         ('python = "3.11.2"', f'python = "{TARGET_PYTHON}"'),
         ('glibc = "2.36"', f'glibc = "{TARGET_GLIBC}"'),
         ('suite = "bookworm"', 'suite = "trixie"'),
+        # Debian trixie moved useradd out of the required packages, and the demo's images run useradd.
+        ('packages = ["python3", "python3-venv"]', 'packages = ["python3", "python3-venv", "passwd"]'),
         ("localhost/build-suite/python:3.11-bookworm", TRIXIE_IMAGE),
     ):
         assert old in text, f"the demo's buildsuite.toml no longer contains {old!r}"
@@ -292,11 +294,7 @@ def test_image_check_catches_missing_wheel(cross_build, tmp_path: Path) -> None:
 @pytest.mark.parametrize(("service_name", "module"), [("api", "pydantic_core"), ("worker", "docopt")])
 def test_demo_cross_image_installs_offline(cross_build, engine_client, service_name: str, module: str) -> None:
     config, _, _, _ = cross_build
-    # The install stage is the offline install from the wheelhouse. The final
-    # stage runs useradd, which the trixie base image made with only python3
-    # and python3-venv does not contain (Debian trixie moved it out of the
-    # required packages), so it would need the passwd package in the recipe.
-    service = dataclasses.replace(config.service(service_name), target_stage="install",
+    service = dataclasses.replace(config.service(service_name),
                                   tag=f"localhost/build-suite-test/crossbuild-{service_name}:test")
     result = build_image(engine_client, service, build_id="crossbuild-test", labels=TEST_LABEL,
                          on_progress=lambda line: None)
