@@ -81,7 +81,7 @@ def host_architecture() -> str:
 
 
 def is_cross_target(target: object) -> bool:
-    """Tell whether the target's Python MAJOR.MINOR differs from the running interpreter's.
+    """Tell whether the target's Python differs from the running interpreter's, to the precision given.
 
     Raises WheelhouseError for a target architecture other than the host's,
     because building sdists for it would need an emulator in the engine.
@@ -92,7 +92,10 @@ def is_cross_target(target: object) -> bool:
             f"the target architecture {spec.normalized_arch} differs from the host's {host_architecture()}",
             "build the wheelhouse on a host of the target architecture; cross-architecture builds are not supported",
         )
-    return spec.python_version != sys.version_info[:2]
+    parts = tuple(int(part) for part in spec.python.split("."))
+    # A target that names a patch release (3.11.2, as in Debian bookworm) differs from a host 3.11.7 too:
+    # Requires-Python and python_full_version markers can pick other packages for it.
+    return parts != sys.version_info[:len(parts)]
 
 
 def target_pip_command() -> tuple[str, ...]:
@@ -112,8 +115,8 @@ def target_options(target: object) -> list[str]:
     --no-deps), and `pip install` also wants `--target`, which the caller adds.
     """
     spec = target_spec(target)
-    major, minor = spec.python_version
-    options = ["--python-version", f"{major}.{minor}", "--implementation", "cp", "--abi", spec.abi]
+    # The full version, when given: pip reads "3.11" as 3.11.0 for Requires-Python.
+    options = ["--python-version", spec.python, "--implementation", "cp", "--abi", spec.abi]
     if not spec.free_threaded:
         options += ["--abi", "abi3"]
     options += ["--abi", "none"]
@@ -304,7 +307,9 @@ class ContainerBuilder:
         try:
             build_deps.mkdir(parents=True, exist_ok=True)
             script = (
-                "set -e; python3 -m venv /tmp/b && /tmp/b/bin/pip wheel --no-deps --no-index "
+                # --use-pep517: an older pip (23.0 in bookworm) would otherwise run the legacy
+                # `setup.py bdist_wheel`, which fails where the venv has no `wheel` package.
+                "set -e; python3 -m venv /tmp/b && /tmp/b/bin/pip wheel --use-pep517 --no-deps --no-index "
                 f"--find-links {BUILD_DEPS_MOUNT} {SDIST_MOUNT}/{shlex.quote(sdist.name)} -w {OUTPUT_MOUNT}"
             )
             volumes = {

@@ -1,6 +1,9 @@
 """Offline resolution: pip resolves the requirements from the wheelhouse alone, for the target.
 
 The dry run is one short subprocess, so it uses subprocess.run and no live output.
+pip runs through targetpip.py, so environment markers such as
+`python_full_version < "3.11.3"` are evaluated for the target interpreter, not
+for the one that runs pip.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from build_suite.pipargs import pip_env
-from build_suite.target import TargetSpec, platform_tags
+from build_suite.target import TargetSpec, marker_environment, platform_tags
+from build_suite.targetpip import MARKER_VARIABLE
 from build_suite.validation import Problem, check_wheelhouse_files, parse_requirements_files
+
+TARGET_PIP_SCRIPT = Path(__file__).with_name("targetpip.py")
 
 
 @dataclass(frozen=True)
@@ -39,8 +45,11 @@ def pip_dry_run_command(
     install_dir: Path,
     python: str = sys.executable,
 ) -> list[str]:
-    """Build the pip command that resolves the requirements from the wheelhouse alone, for the target."""
-    command = [python, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--no-index"]
+    """Build the pip command that resolves the requirements from the wheelhouse alone, for the target.
+
+    The command needs the environment of dry_run_env, which passes the target's marker values.
+    """
+    command = [python, str(TARGET_PIP_SCRIPT), "install", "--dry-run", "--ignore-installed", "--no-index"]
     command += ["--find-links", str(wheelhouse), "--only-binary", ":all:", "--disable-pip-version-check", "--quiet"]
     command += ["--python-version", target.python, "--implementation", "cp", "--abi", target.abi]
     if not target.free_threaded:
@@ -63,16 +72,12 @@ def resolve_offline(
     python: str = sys.executable,
     timeout: float = 300,
 ) -> OfflineResolution:
-    """Run pip's resolver on the wheelhouse alone, without network or the machine's pip config.
-
-    NOTE: pip evaluates the environment markers of dependencies for the interpreter that
-    runs it, not for the target. Pass a `python` of the target version when the two differ.
-    """
+    """Run pip's resolver on the wheelhouse alone, without network or the machine's pip config."""
     with tempfile.TemporaryDirectory(prefix="build-suite-resolve-") as install_dir:
         command = pip_dry_run_command(Path(wheelhouse), requirement_files, target, Path(install_dir), python)
         try:
             completed = subprocess.run(
-                command, capture_output=True, text=True, timeout=timeout, env=pip_env(isolate=True), check=False
+                command, capture_output=True, text=True, timeout=timeout, env=dry_run_env(target), check=False
             )
         except subprocess.TimeoutExpired:
             message = f"pip dry run timed out after {timeout:g} s"
@@ -90,6 +95,11 @@ def resolve_offline(
     direct = {line.name: line.location for line in reversed(lines)}
     problems = parse_pip_errors(completed.stderr, str(wheelhouse), direct)
     return OfflineResolution(tuple(command), completed.returncode, problems, [])
+
+
+def dry_run_env(target: TargetSpec) -> dict[str, str]:
+    """Return the isolated pip environment with the target's PEP 508 marker values for targetpip.py."""
+    return pip_env(isolate=True, extra={MARKER_VARIABLE: json.dumps(marker_environment(target), sort_keys=True)})
 
 
 def check_offline_resolution(
