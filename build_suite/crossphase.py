@@ -7,6 +7,7 @@ the phase's `builder`, `target`, `config`, `output`, `context`, `records`,
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 
 from build_suite.crossbuild import check_image_resolution
@@ -25,7 +26,11 @@ class CrossTargetSteps:
         target's marker values. Requires-Python is checked in the second, which
         chooses binary wheels for the target and the wheels built from the sdists.
         """
-        sources = self._resolve_once(verified, ignore_requires_python=True).sources
+        # The host's Requires-Python check is skipped only for another MAJOR.MINOR: for a patch release of
+        # the host's (3.11.2 against 3.11.7), it keeps pip from choosing releases for a newer minor whose
+        # sdists would be built just for their metadata.
+        other_minor = tuple(int(part) for part in self.target.python.split(".")[:2]) != sys.version_info[:2]
+        sources = self._resolve_once(verified, ignore_requires_python=other_minor).sources
         # Checked after the first resolve, so that a wheelhouse whose inputs
         # changed always gets resolved, and pip's errors come first.
         if self.builder is None:
