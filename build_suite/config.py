@@ -1,9 +1,9 @@
 """Load and check buildsuite.toml, the file that describes one build.
 
-Every key is checked when the file is loaded: an unknown key, a wrong type, a
+Every key is checked when the file is loaded. Each of these raises ConfigError
+naming the file, the key and what was expected: an unknown key, a wrong type, a
 missing file or folder, a duplicate service, a dependency on an unknown service
-or a dependency cycle raises ConfigError naming the file, the key and what was
-expected. Relative paths resolve against the folder of the configuration file.
+and a dependency cycle. Relative paths resolve against the folder of the configuration file.
 The schema is documented in docs/configuration.md.
 """
 

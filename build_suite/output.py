@@ -9,9 +9,9 @@ Output policy:
 * ``quiet``: status text is dropped, permanent lines are still printed.
 
 Every line, status included, is also passed with a timestamp to the tee
-callbacks (the build log in reports/ and the report section of the running
-test), and every line goes through the redactor first, so a credential in a
-URL is never shown or written. Writers are called under a lock because the
+callbacks: the build log in reports/ and the report section of the running
+test. Every line goes through the redactor first, so a credential in a URL is
+never shown or written. Writers are called under a lock because the
 live monitor publishes from its own thread.
 """
 
