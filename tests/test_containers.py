@@ -6,8 +6,6 @@ import dataclasses
 import uuid
 from pathlib import Path
 
-import docker
-import docker.errors
 import pytest
 
 from build_suite.config import Probe, Service
@@ -18,7 +16,6 @@ from build_suite.containers import (
     remove_labelled,
     start_order,
 )
-from build_suite.engine import EngineUnreachableError, connect_engine
 from build_suite.images import BUILD_ID_LABEL, build_image
 
 STACKS = Path(__file__).parent / "data" / "stacks"
@@ -26,20 +23,6 @@ BASE_IMAGE = "localhost/build-suite/python:3.11-bookworm"
 TEST_LABEL = "build-suite.test"
 
 
-@pytest.fixture(scope="module")
-def client():
-    try:
-        connection = connect_engine()
-    except EngineUnreachableError as error:
-        pytest.skip(f"no container engine reachable on this machine: {error.message}")
-    try:
-        connection.client.images.get(BASE_IMAGE)
-    except docker.errors.ImageNotFound:
-        connection.close()
-        pytest.skip(f"{BASE_IMAGE} is not present; scripts/setup makes it")
-    yield connection.client
-    remove_labelled(connection.client, f"{TEST_LABEL}=test_containers", images=True)
-    connection.close()
 
 
 @pytest.fixture

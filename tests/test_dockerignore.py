@@ -7,11 +7,8 @@ import tarfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import docker
-import docker.errors
 import pytest
 
-from build_suite.containers import remove_labelled
 from build_suite.dockerignore import (
     ContextError,
     build_context_tar,
@@ -20,7 +17,6 @@ from build_suite.dockerignore import (
     is_excluded,
     parse_ignore_text,
 )
-from build_suite.engine import EngineUnreachableError, connect_engine
 
 BASE_IMAGE = "localhost/build-suite/python:3.11-bookworm"
 TEST_LABEL = "build-suite.test"
@@ -93,20 +89,6 @@ def test_context_files_table(tmp_path, case):
     assert files == expected_files(ignore_files, excluded)
 
 
-@pytest.fixture(scope="module")
-def client():
-    try:
-        connection = connect_engine()
-    except EngineUnreachableError as error:
-        pytest.skip(f"no container engine reachable on this machine: {error.message}")
-    try:
-        connection.client.images.get(BASE_IMAGE)
-    except docker.errors.ImageNotFound:
-        connection.close()
-        pytest.skip(f"{BASE_IMAGE} is not present; scripts/setup makes it")
-    yield connection.client
-    remove_labelled(connection.client, f"{TEST_LABEL}=test_dockerignore", images=True)
-    connection.close()
 
 
 def unfiltered_tar(context: Path) -> io.BytesIO:

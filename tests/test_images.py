@@ -9,13 +9,9 @@ import textwrap
 import uuid
 from pathlib import Path
 
-import docker
-import docker.errors
 import pytest
 
 from build_suite.config import Service
-from build_suite.containers import remove_labelled
-from build_suite.engine import EngineUnreachableError, connect_engine
 from build_suite.images import (
     BUILD_ID_LABEL,
     CONFIG_HASH_LABEL,
@@ -33,20 +29,6 @@ BASE_IMAGE = "localhost/build-suite/python:3.11-bookworm"
 TEST_LABEL = "build-suite.test"
 
 
-@pytest.fixture(scope="module")
-def client():
-    try:
-        connection = connect_engine()
-    except EngineUnreachableError as error:
-        pytest.skip(f"no container engine reachable on this machine: {error.message}")
-    try:
-        connection.client.images.get(BASE_IMAGE)
-    except docker.errors.ImageNotFound:
-        connection.close()
-        pytest.skip(f"{BASE_IMAGE} is not present; scripts/setup makes it")
-    yield connection.client
-    remove_labelled(connection.client, f"{TEST_LABEL}=test_images", images=True)
-    connection.close()
 
 
 def make_service(tmp_path: Path, dockerfile: str, name: str = "api", **settings) -> Service:

@@ -7,13 +7,9 @@ import socket
 import threading
 import uuid
 
-import docker
-import docker.errors
 import pytest
 
 from build_suite.config import Probe
-from build_suite.containers import remove_labelled
-from build_suite.engine import EngineUnreachableError, connect_engine
 from build_suite.images import dockerfile_instructions
 from build_suite.probes import (
     healthcheck_command,
@@ -140,20 +136,6 @@ def test_healthcheck_from_dockerfile_shell_and_none():
     assert healthcheck_from_dockerfile(["FROM a", "HEALTHCHECK CMD x", "FROM b"]) is None
 
 
-@pytest.fixture(scope="module")
-def client():
-    try:
-        connection = connect_engine()
-    except EngineUnreachableError as error:
-        pytest.skip(f"no container engine reachable on this machine: {error.message}")
-    try:
-        connection.client.images.get(BASE_IMAGE)
-    except docker.errors.ImageNotFound:
-        connection.close()
-        pytest.skip(f"{BASE_IMAGE} is not present; scripts/setup makes it")
-    yield connection.client
-    remove_labelled(connection.client, f"{TEST_LABEL}=test_probes", images=True)
-    connection.close()
 
 
 @pytest.fixture(scope="module")
