@@ -17,7 +17,7 @@ import docker
 import docker.errors
 from docker.types import EndpointConfig
 
-from build_suite.config import Service
+from build_suite.config import Probe, Service
 from build_suite.errors import ContainerError
 from build_suite.images import BUILD_ID_LABEL, SERVICE_LABEL
 from build_suite.probes import probe_command, ProbeResult, probe_once, validate_probe
@@ -44,6 +44,7 @@ class ServiceOutcome:
     error: str | None = None
     log_tail: tuple[str, ...] = ()
     probes: int = 0
+    exit_code: int | None = None  # set when the container exited before it became healthy
 
 
 @dataclass(frozen=True)
@@ -89,13 +90,25 @@ def container_exit_message(service: str, exit_code: int | None, tail: list[str])
     return "\n".join(lines)
 
 
-def probe_timeout_message(service: str, timeout: float, last_probe: ProbeResult | None, tail: list[str]) -> str:
+def probe_timeout_message(service: str, timeout: float, last_probe: ProbeResult | None, tail: list[str],
+                          target: str = "") -> str:
+    """Build the error for a service whose probe never passed; `target` names what was probed."""
     detail = last_probe.detail if last_probe else "no probe ran"
-    lines = [f"service {service!r}: not healthy after {timeout:g}s; last probe: {detail}"]
+    probed = f" probing {target}" if target else ""
+    lines = [f"service {service!r}: not healthy after {timeout:g}s{probed}; last probe: {detail}"]
     lines.extend(_tail_block(tail))
     lines.append("Check that the service listens on the probed port and path, "
                  "or raise probe.timeout if it starts slowly.")
     return "\n".join(lines)
+
+
+def probe_target(probe: Probe) -> str:
+    """Name what a probe checks in the container's terms, because the published host port is picked at run time."""
+    if probe.kind == "http":
+        return f"http://<container>:{probe.port}{probe.path}"
+    if probe.kind == "tcp":
+        return f"container port {probe.port}"
+    return "command " + " ".join(probe.command or ())
 
 
 def _tail_block(tail: list[str]) -> list[str]:
@@ -235,7 +248,7 @@ class ContainerStack:
                 exit_code = (container.attrs.get("State") or {}).get("ExitCode")
                 tail = exited_container_log_tail(container)
                 return ServiceOutcome(service.name, "failed", error=container_exit_message(
-                    service.name, exit_code, tail), log_tail=tuple(tail), probes=attempts)
+                    service.name, exit_code, tail), log_tail=tuple(tail), probes=attempts, exit_code=exit_code)
             last = self._probe(service, container)
             attempts += 1
             # A failed probe resets the count, so a flapping service never reaches it.
@@ -247,7 +260,8 @@ class ContainerStack:
             if now >= deadline:
                 tail = container_log_tail(container)
                 return ServiceOutcome(service.name, "failed", error=probe_timeout_message(
-                    service.name, probe.timeout, last, tail), log_tail=tuple(tail), probes=attempts)
+                    service.name, probe.timeout, last, tail, probe_target(probe)),
+                    log_tail=tuple(tail), probes=attempts)
             delay = probe_delay(probe.interval, delay, last.healthy)
             time.sleep(min(delay, deadline - now))
 

@@ -2,6 +2,8 @@
 
 Candidates are tried in this order: DOCKER_HOST, CONTAINER_HOST, Podman's rootful socket,
 Podman's rootless socket, then Docker's socket. The first one that returns a version wins.
+With BUILD_SUITE_ENGINE_DEFAULTS=0 only DOCKER_HOST and CONTAINER_HOST are tried, so a build
+pinned to one engine never falls back to another.
 `python -m build_suite.engine` prints the engine facts, or the error with exit code 1.
 """
 
@@ -23,6 +25,8 @@ from build_suite.errors import EngineError
 
 PODMAN_ROOTFUL_SOCKET = Path("/run/podman/podman.sock")
 DOCKER_SOCKET = Path("/var/run/docker.sock")
+# Set to "0" to try only the engines named by DOCKER_HOST and CONTAINER_HOST.
+DEFAULTS_VARIABLE = "BUILD_SUITE_ENGINE_DEFAULTS"
 
 # Seconds to wait for a candidate's version request. A live local socket replies in milliseconds,
 # so a short value makes a dead or hung socket fail in seconds.
@@ -89,11 +93,16 @@ def engine_candidates(environ: Mapping[str, str] | None = None, uid: int | None 
     if container_host:
         candidates.append(Candidate(container_host, "CONTAINER_HOST"))
 
+    if env.get(DEFAULTS_VARIABLE, "").strip() == "0":
+        return _without_duplicates(candidates)
     candidates.append(Candidate(_unix_url(PODMAN_ROOTFUL_SOCKET), "Podman rootful socket"))
     runtime_dir = env.get("XDG_RUNTIME_DIR", "").strip() or f"/run/user/{uid}"
     candidates.append(Candidate(_unix_url(Path(runtime_dir) / "podman" / "podman.sock"), "Podman rootless socket"))
     candidates.append(Candidate(_unix_url(DOCKER_SOCKET), "Docker socket"))
+    return _without_duplicates(candidates)
 
+
+def _without_duplicates(candidates: list[Candidate]) -> list[Candidate]:
     unique: list[Candidate] = []
     seen: set[str] = set()
     for candidate in candidates:

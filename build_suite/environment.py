@@ -113,10 +113,15 @@ def check_disk(config: BuildConfig) -> Check:
     free = shutil.disk_usage(folder).free
     needed = config.environment.min_disk_gb * GIB
     facts = {"folder": str(folder), "free_bytes": free, "required_bytes": int(needed)}
-    detail = f"{free / GIB:.1f} GiB free at {folder}, {config.environment.min_disk_gb:g} GiB required"
+    detail = f"{format_bytes(free)} free at {folder}, {config.environment.min_disk_gb:g} GiB required"
     if free < needed:
         return Check("disk", False, detail, "free space there or lower [environment] min_disk_gb", facts)
     return Check("disk", True, detail, facts=facts)
+
+
+def format_bytes(size: float) -> str:
+    """Format a size as GiB from 1 GiB up, else as MB, so a nearly full disk still shows a number."""
+    return f"{size / GIB:.1f} GiB" if size >= GIB else f"{size / 1e6:.1f} MB"
 
 
 def check_memory(config: BuildConfig) -> Check:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from build_suite.benchmarks import format_value
+
 STYLE = """
 <style>
 .bs-table { border-collapse: collapse; margin: 0.5em 0 1em 0; font-size: 13px; }
@@ -77,10 +79,14 @@ def wheels_table(build: dict[str, Any]) -> str:
     return table("Wheels", ["name", "version", "file", "source", "seconds", "bytes"], rows)
 
 
+def megabytes(size: int | float | None) -> str | None:
+    return None if size is None else f"{size / 1e6:.1f} MB"
+
+
 def images_table(build: dict[str, Any]) -> str:
-    rows = [[image.get("service"), image.get("status"), image.get("tag"), image.get("size"), image.get("layers"),
-             image.get("seconds"), image.get("cache_hits")] for image in build.get("images") or []]
-    return table("Images", ["service", "status", "tag", "bytes", "layers", "build seconds", "cache hits"], rows)
+    rows = [[image.get("service"), image.get("status"), image.get("tag"), megabytes(image.get("size")),
+             image.get("layers"), image.get("seconds"), image.get("cache_hits")] for image in build.get("images") or []]
+    return table("Images", ["service", "status", "tag", "size", "layers", "build seconds", "cache hits"], rows)
 
 
 def containers_table(build: dict[str, Any]) -> str:
@@ -91,9 +97,18 @@ def containers_table(build: dict[str, Any]) -> str:
 
 def benchmarks_table(build: dict[str, Any]) -> str:
     benchmark = build.get("benchmark") or {}
-    rows = [[figure.get("service"), figure.get("name"), figure.get("value"), figure.get("previous"),
-             figure.get("verdict")] for figure in benchmark.get("figures", [])]
-    return table("Benchmarks", ["service", "figure", "value", "previous", "verdict"], rows)
+    rows = [[figure.get("service"), figure.get("name"), figure_text(figure.get("value"), figure.get("unit")),
+             figure_text(figure.get("previous"), figure.get("unit")),
+             None if figure.get("ratio") is None else f"{figure['ratio']:.2f}x", figure.get("verdict")]
+            for figure in benchmark.get("figures", [])]
+    return table("Benchmarks", ["service", "figure", "value", "previous", "ratio", "verdict"], rows)
+
+
+def figure_text(value: float | None, unit: str | None) -> str | None:
+    """Format a benchmark figure with its unit; bytes read as MB, as the terminal shows them."""
+    if value is None:
+        return None
+    return format_value(float(value), unit or "")
 
 
 def findings_table(build: dict[str, Any]) -> str:

@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping
 import docker
 import docker.errors
 import requests
+import urllib3.exceptions
 
 from build_suite.config import Service
 from build_suite.dockerignore import ContextError, build_context_tar, dockerfile_in_context
@@ -424,7 +425,9 @@ def build_image(client: docker.DockerClient, service: Service, *, build_id: str,
     # going until the caller interrupts the build.
     try:
         _follow_build(_start_stream(client, build_kwargs), log, service.name, on_progress, heartbeat, started)
-    except (docker.errors.DockerException, requests.RequestException, OSError) as error:
+    # urllib3's errors are not wrapped by requests when the engine closes the build stream midway.
+    except (docker.errors.DockerException, requests.RequestException, urllib3.exceptions.HTTPError,
+            OSError) as error:
         return failed(f"the engine request failed: {error}",
                       "Check that the engine is running and reachable, then rerun the build.", log.current_step)
     finally:

@@ -91,6 +91,20 @@ class BuildRecord:
         with self._lock:
             self.phases[phase].add(outcome, duration)
 
+    def to_json_sections(self) -> dict[str, Any]:
+        """Return the report sections and environment facts, as an xdist worker sends them to the controller."""
+        with self._lock:
+            return json.loads(json.dumps({"environment": self.environment, "sections": self.sections},
+                                         default=str))
+
+    def merge_sections(self, worker: dict[str, Any]) -> None:
+        """Merge the sections that one xdist worker filled in into this (the controller's) record."""
+        with self._lock:
+            self.environment = merge_section(self.environment, worker.get("environment"))
+            for name, value in (worker.get("sections") or {}).items():
+                if name in self.sections:
+                    self.sections[name] = merge_section(self.sections[name], value)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schema_version": SCHEMA_VERSION,
@@ -135,3 +149,40 @@ def write_json_atomic(path: Path, data: Any) -> None:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def merge_section(ours: Any, theirs: Any) -> Any:
+    """Merge two workers' values of one report section.
+
+    Lists of per-service records (images, containers, benchmark figures) keep one entry per service
+    and name, the first one merged. Other lists are concatenated without repeats, and dicts are merged
+    key by key.
+    """
+    if ours is None:
+        return theirs
+    if theirs is None:
+        return ours
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        merged = dict(ours)
+        for key, value in theirs.items():
+            merged[key] = merge_section(merged.get(key), value)
+        return merged
+    if isinstance(ours, list) and isinstance(theirs, list):
+        keys = {record_key(item) for item in ours} - {None}
+        merged_list = list(ours)
+        for item in theirs:
+            key = record_key(item)
+            if key is None and item not in merged_list:
+                merged_list.append(item)
+            elif key is not None and key not in keys:
+                merged_list.append(item)
+                keys.add(key)
+        return merged_list
+    return ours
+
+
+def record_key(item: Any) -> tuple[Any, Any] | None:
+    """Return the (service, name) of a per-service record, or None for any other list item."""
+    if isinstance(item, dict) and "service" in item:
+        return (item["service"], item.get("name"))
+    return None

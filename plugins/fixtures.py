@@ -11,6 +11,8 @@ the library's message and no traceback (`pytest.fail(..., pytrace=False)`).
 
 from __future__ import annotations
 
+import errno
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -25,7 +27,7 @@ from build_suite.containers import ContainerStack, ServiceOutcome
 from build_suite.crossbuild import ContainerBuilder, builder_image_name, is_cross_target
 from build_suite.engine import EngineConnection, connect_engine
 from build_suite.environment import run_checks
-from build_suite.errors import BuildSuiteError
+from build_suite.errors import BuildSuiteError, WheelhouseError
 from build_suite.heartbeat import Heartbeat
 from build_suite.lock import FolderLock
 from build_suite.images import CONFIG_HASH_LABEL, GIT_COMMIT_LABEL, ImageResult, build_image, dockerfile_instructions
@@ -42,6 +44,7 @@ from plugins.harness import BuildSession, build_session
 
 PROJECT_LABEL = "build-suite.project"
 HISTORY_FOLDER = "history"
+REQUIREMENTS_TITLE = "invalid or conflicting requirements"
 # Base images are shared between projects, so they carry no project label and --clean keeps them.
 BASE_IMAGE_LABEL = "build-suite.base-image"
 
@@ -178,7 +181,10 @@ class ImageBuilder:
     def get(self, name: str) -> ImageResult:
         if name not in self.results:
             service = self.state.config.service(name)
-            with Heartbeat("images", self.output.status) as beat:
+            # Two xdist workers building one image at once race in the engine, and one build fails. With
+            # this lock the second worker waits, then builds from the layer cache within seconds.
+            with FolderLock(self.state.report_dir / ".images" / name), \
+                    Heartbeat("images", self.output.status) as beat:
                 def progress(line: str) -> None:
                     beat.update(line)
                     self.output.status(line)
@@ -308,7 +314,10 @@ def wheelhouse(request: pytest.FixtureRequest, build_state: BuildSession, enviro
     builder = wheelhouse_builder(request, build_state, engine_holder, build_output)
     conflicts = check_pin_conflicts(config.wheelhouse.requirements, target)
     if conflicts:
-        pytest.fail(problems_text("conflicting pins across the requirements files", conflicts), pytrace=False)
+        pytest.fail(problems_text(REQUIREMENTS_TITLE, conflicts), pytrace=False)
+    disk = environment["disk"]
+    if not disk.ok:
+        pytest.fail(f"not enough space for the wheelhouse: {disk.detail}\n  what to do: {disk.hint}", pytrace=False)
 
     live = WheelhouseLive(build_output.status, config.wheelhouse.output)
     started = time.monotonic()
@@ -317,16 +326,38 @@ def wheelhouse(request: pytest.FixtureRequest, build_state: BuildSession, enviro
         if isinstance(event, Step):
             build_output.line(f"wheelhouse: {event.text}")
 
+    failure = None
     try:
         # Under pytest-xdist each worker runs this fixture; the lock lets one build while the others wait.
         with FolderLock(config.wheelhouse.output):
             result = build_wheelhouse(config.wheelhouse, target, on_line=build_output.log, on_event=on_event,
                                       history_path=history_path(build_state), progress=live, builder=builder)
     except BuildSuiteError as error:
-        build_state.record.set_section("wheelhouse", {"status": "failed", "error": str(error)})
-        fail(error)
+        failure = explain_no_space(error, config)
+    except OSError as error:
+        if error.errno != errno.ENOSPC:
+            raise
+        failure = explain_no_space(WheelhouseError(str(error)), config)
+    # Failing outside the except block keeps "During handling of the above exception" out of every report.
+    if failure is not None:
+        build_state.record.set_section("wheelhouse", {"status": "failed", "error": str(failure)})
+        fail(failure)
     build_state.record.set_section("wheelhouse", wheelhouse_record(result, started - build_state.started))
     return result
+
+
+def explain_no_space(error: BuildSuiteError, config: BuildConfig) -> BuildSuiteError:
+    """Turn a failure caused by a full disk into one that names the wheelhouse folder and the space needed."""
+    if "No space left on device" not in str(error) and "Errno 28" not in str(error):
+        return error
+    folder = config.wheelhouse.output
+    existing = folder if folder.exists() else folder.parent
+    free = shutil.disk_usage(existing).free
+    return WheelhouseError(
+        f"no space left in the wheelhouse folder {folder}: {free / 1e6:.1f} MB free, and this build asks for at "
+        f"least {config.environment.min_disk_gb:g} GB ([environment] min_disk_gb)",
+        f"free space on the disk of {folder}, or set [wheelhouse] output to a folder on a larger disk; "
+        "the partial files were removed, so the next build starts cleanly")
 
 
 def wheelhouse_record(result: WheelhouseResult, offset: float) -> dict[str, Any]:

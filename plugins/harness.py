@@ -155,12 +155,16 @@ def start_build_session(config: pytest.Config) -> BuildSession:
     # one worker, or every worker would start its own containers on the same host ports.
     if getattr(config.option, "dist", "no") == "load":
         config.option.dist = "loadgroup"
+    # A worker parses the command line again, and there `-n 2` alone leaves --dist at "no". So xdist would
+    # not tag the grouped tests on the worker unless the controller's choice arrives in the worker input.
+    if getattr(config, "workerinput", {}).get("loadgroup"):
+        config.option.loadgroup = True
     if not hasattr(config, "workerinput"):
         take_build_lock(config, state)
         if state.clean:
             notice = Output(stream_writer(sys.stderr), "plain")
             clean_build(build_config, state.report_dir, notice.line)
-    config.pluginmanager.register(PhaseCounter(record), "build-suite-phase-counter")
+    config.pluginmanager.register(PhaseCounter(record, state.started), "build-suite-phase-counter")
     # SIGTERM ends the build like Ctrl-C, so the finally blocks remove containers and write the reports.
     if not hasattr(config, "workerinput"):
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
@@ -195,6 +199,10 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         state.lock.release()
 
 
+def _note_late_signal(signum: int, frame: object) -> None:
+    sys.stderr.write(f"build-suite: signal {signum} received while writing the reports; finishing them first\n")
+
+
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -205,6 +213,7 @@ def pytest_configure_node(node) -> None:
     session = node.config.stash.get(BUILD_SESSION, None)
     if session is not None:
         node.workerinput["build_id"] = session.record.build_id
+        node.workerinput["loadgroup"] = node.config.getoption("dist", "no") == "loadgroup"
 
 
 def phase_of_nodeid(nodeid: str) -> str | None:
@@ -282,14 +291,18 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
 class PhaseCounter:
     """Counts each test's outcome into its phase; under xdist it runs on the controller."""
 
-    def __init__(self, record: BuildRecord) -> None:
+    def __init__(self, record: BuildRecord, started: float) -> None:
         self.record = record
+        self.started = started
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         phase = phase_of_nodeid(report.nodeid)
         if phase is None:
             return
         result = self.record.phases[phase]
+        if result.start is None:
+            # The xdist controller runs no pytest_runtest_protocol, so the phase starts at its first report.
+            result.start = max(0.0, time.monotonic() - self.started - report.duration)
         if report.when == "call" or (report.when == "setup" and not report.passed):
             self.record.add_test(phase, report.outcome, 0.0)
         elif report.when == "teardown" and report.failed:
@@ -310,8 +323,24 @@ def finish_record(state: BuildSession, exit_status: int) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     state = build_session(session.config)
-    if state is not None:
-        finish_record(state, exitstatus)
+    if state is None:
+        return
+    if not hasattr(session.config, "workerinput"):
+        # The tests are over: a late SIGTERM must not interrupt the report writers half-way.
+        signal.signal(signal.SIGTERM, _note_late_signal)
+    else:
+        # xdist sends workeroutput to the controller after this hook, where pytest_testnodedown merges it.
+        session.config.workeroutput["build_sections"] = state.record.to_json_sections()
+    finish_record(state, exitstatus)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error) -> None:  # pragma: no cover - called by pytest-xdist only
+    """Merge an xdist worker's report sections (images, containers, findings) into the controller's record."""
+    state = node.config.stash.get(BUILD_SESSION, None)
+    sections = getattr(node, "workeroutput", {}).get("build_sections")
+    if state is not None and sections:
+        state.record.merge_sections(sections)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -48,21 +48,37 @@ class FdWriter:
 
 
 class LogFile:
-    """Appends every line to the build log; a lock keeps lines from several threads whole."""
+    """Appends every line to the build log; a lock keeps lines from several threads whole.
+
+    A write that fails (a full disk) stops the log for the rest of the build instead of
+    failing the build. The terminal still shows every line, and `error` keeps the cause.
+    """
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
         self.file = path.open("a", encoding="utf-8")
         self.lock = threading.Lock()
+        self.error: OSError | None = None
 
     def __call__(self, line: str) -> None:
         with self.lock:
-            self.file.write(line + "\n")
-            self.file.flush()
+            if self.error is not None:
+                return
+            try:
+                self.file.write(line + "\n")
+                self.file.flush()
+            except OSError as error:
+                self.error = error
 
     def close(self) -> None:
         with self.lock:
-            self.file.close()
+            try:
+                self.file.close()
+            except OSError as error:
+                self.error = self.error or error
+            if self.error is not None:
+                sys.stderr.write(f"build log {self.path} is incomplete: {self.error.strerror}\n")
 
 
 class WorkerChannel:

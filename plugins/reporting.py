@@ -8,11 +8,17 @@ BuildRecord that the phases fill in.
 
 from __future__ import annotations
 
+import shutil
+
 import pytest
 
 from build_suite.buildmd import build_markdown
 from build_suite.htmlreport import summary_html
 from plugins.harness import build_session, finish_record
+
+# Free bytes the reports folder needs before a build starts. The JSON, HTML and JUnit reports and the
+# log of the demo stack's full build take about 100 KB together, so this leaves room for a larger stack.
+REPORT_SPACE_NEEDED = 1_000_000
 
 REPORT_FILES = {
     "json": "build-report.json",
@@ -29,6 +35,9 @@ def pytest_configure(config: pytest.Config) -> None:
     if state is None:
         return
     state.report_dir.mkdir(parents=True, exist_ok=True)
+    free = shutil.disk_usage(state.report_dir).free
+    if free < REPORT_SPACE_NEEDED:
+        raise pytest.UsageError(report_space_message(str(state.report_dir), free))
     paths = {name: str(state.report_dir / file) for name, file in REPORT_FILES.items()}
     state.record.artifacts.update(paths)
 
@@ -39,6 +48,12 @@ def pytest_configure(config: pytest.Config) -> None:
     config.option.self_contained_html = True
     config.option.xmlpath = paths["junit"]
     config.pluginmanager.register(BuildReports(state), "build-suite-reports")
+
+
+def report_space_message(folder: str, free: int) -> str:
+    return (f"not enough free space for the reports in {folder}: {free / 1e6:.2f} MB free, "
+            f"the reports need at least {REPORT_SPACE_NEEDED / 1e6:.0f} MB\n"
+            f"  what to do: free space there, or pass --report-dir with a folder on another file system")
 
 
 class BuildReports:

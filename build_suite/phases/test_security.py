@@ -23,11 +23,14 @@ def add_findings(section, check, findings):
     section["findings"].extend({"check": check, **finding} for finding in findings)
 
 
-def test_no_secrets_in_context(service_name, build_config, security_section):
+def test_no_secrets_in_context(service_name, build_config, build_state, security_section):
     if not build_config.security.secrets:
         pytest.skip("secret scanning is off: [security] secrets = false")
     service = build_config.service(service_name)
-    findings = secret_scan.scan_context(service.context, service.dockerfile, skip=[build_config.wheelhouse.output])
+    # The build's own outputs are skipped: the SBOM and wheel-time history hold sha256 digests that read as
+    # high-entropy strings, and --report-dir may point inside the build context.
+    skip = [build_config.wheelhouse.output, build_state.report_dir]
+    findings = secret_scan.scan_context(service.context, service.dockerfile, skip=skip)
     if build_config.security.baseline is not None and build_config.security.baseline.is_file():
         findings = secret_scan.filter_accepted(findings, secret_scan.load_baseline(build_config.security.baseline))
     add_findings(security_section, "secrets", [

@@ -2,14 +2,17 @@
 
 from pathlib import Path
 
+import pytest
+
 from build_suite.manifest import load_manifest, sha256_file
 from build_suite.validation import check_pin_conflicts
-from plugins.fixtures import problems_text, target_spec
+from plugins.fixtures import REQUIREMENTS_TITLE, problems_text, target_spec
 
 
 def test_requirement_pins_agree(build_config):
     problems = check_pin_conflicts(build_config.wheelhouse.requirements, target_spec(build_config))
-    assert not problems, problems_text("conflicting pins across the requirements files", problems)
+    if problems:
+        pytest.fail(problems_text(REQUIREMENTS_TITLE, problems), pytrace=False)
 
 
 def test_wheelhouse_built(wheelhouse):
