@@ -9,7 +9,7 @@ own CPU time comes from time.thread_time(), its memory from tracemalloc's peak.
 
 Goals: the monitoring costs at most 2 % of the build's CPU and 10 MB.
 
-    python bench/bench_monitoring.py [--seconds 20] [--interval 0.5]
+    python bench/bench_monitoring.py [--seconds 20] [--interval 3.0]
 """
 
 from __future__ import annotations
@@ -89,8 +89,8 @@ def monitored(seconds: float, folder: Path, interval: float) -> tuple[float, flo
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each workload run, in seconds")
-    parser.add_argument("--interval", type=float, default=0.5,
-                        help="seconds between monitor samples (the phase uses up to 3.0; smaller is harsher)")
+    parser.add_argument("--interval", type=float, default=3.0,
+                        help="seconds between monitor samples (default: 3.0, the phase's heartbeat; smaller is harsher)")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as baseline_folder, tempfile.TemporaryDirectory() as monitored_folder:
