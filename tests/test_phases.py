@@ -215,6 +215,11 @@ def test_xdist_workers_show_progress(full_build: BuildRun, demo_stack: Path) -> 
     assert phases["wheelhouse"]["outcome"] == "not run"
     assert phases["images"]["start"] is not None, "the timeline has no images bar under xdist"
     assert phases["containers"]["start"] is not None, "the timeline has no containers bar under xdist"
+    jsonschema.validate(run.build, SCHEMA)
+    assert {image["service"] for image in run.build["images"]} == {"api", "worker"}, run.build["images"]
+    assert {container["service"]: container["status"] for container in run.build["containers"]} == {
+        "api": "healthy", "worker": "healthy"}
+    assert run.build["environment"]["engine"]["kind"] in ("podman", "docker")
     assert re.search(r"^images\s+passed\s+\S+\s+2$", run.output, re.MULTILINE), run.output[-3000:]
     assert re.search(r"^containers\s+passed\s+\S+\s+4$", run.output, re.MULTILINE), run.output[-3000:]
     assert leftovers(run.build["build_id"]) == {"containers": [], "networks": []}
