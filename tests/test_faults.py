@@ -16,6 +16,7 @@ import http.server
 import io
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -657,11 +658,26 @@ def test_unreachable_engine_keeps_wheelhouse(tmp_path: Path, package_index: str,
     assert (config.parent / "wheelhouse" / "bstiny-1.0-py3-none-any.whl").is_file()
 
 
+def write_containers_conf(path: Path) -> Path:
+    """Fill the project's containers.conf template the way scripts/setup does: runc, the host's hard limits."""
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    nproc = resource.getrlimit(resource.RLIMIT_NPROC)[1]
+    pid_max = int(Path("/proc/sys/kernel/pid_max").read_text())
+    # runc rejects an nproc limit above kernel.pid_max, and "unlimited" is not a number for Podman.
+    nproc = pid_max if nproc == resource.RLIM_INFINITY else min(nproc, pid_max)
+    if nofile == resource.RLIM_INFINITY:
+        nofile = int(Path("/proc/sys/fs/nr_open").read_text())
+    template = (ROOT / "scripts" / "podman" / "containers.conf.template").read_text()
+    text = template.replace("@NOFILE@", str(nofile)).replace("@NPROC@", str(nproc)).replace("@RUNTIME@", "runc")
+    path.write_text(text)
+    return path
+
+
 @pytest.fixture
 def own_engine(tmp_path: Path) -> Iterator[tuple[subprocess.Popen, str]]:
     """A second Podman API service on a socket under tmp_path, started and stopped by this test only."""
     socket_path = tmp_path / "podman.sock"
-    env = dict(os.environ, CONTAINERS_CONF=str(ROOT.parent / "notes" / "podman" / "containers.conf"))
+    env = dict(os.environ, CONTAINERS_CONF=str(write_containers_conf(tmp_path / "containers.conf")))
     process = subprocess.Popen(["podman", "system", "service", "--time=0", f"unix://{socket_path}"], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
