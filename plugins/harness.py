@@ -164,6 +164,7 @@ def start_build_session(config: pytest.Config) -> BuildSession:
         if state.clean:
             notice = Output(stream_writer(sys.stderr), "plain")
             clean_build(build_config, state.report_dir, notice.line)
+    config.pluginmanager.register(RepeatedSetupFailures(), "build-suite-repeated-failures")
     config.pluginmanager.register(PhaseCounter(record, state.started), "build-suite-phase-counter")
     # SIGTERM ends the build like Ctrl-C, so the finally blocks remove containers and write the reports.
     if not hasattr(config, "workerinput"):
@@ -286,6 +287,30 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):
         if result.start is None:
             result.start = time.monotonic() - state.started
     yield
+
+
+class RepeatedSetupFailures:
+    """Shortens a prerequisite's failure where every later test that needs it reports it again.
+
+    pytest raises a failed session fixture again in the setup of each test that requests it, so one
+    broken wheelhouse would print its whole message once per later test. The first test keeps the
+    full message; the others name that test and repeat only the first line.
+    """
+
+    def __init__(self) -> None:
+        self.first: dict[str, str] = {}
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo):
+        report = yield
+        if report.when != "setup" or not report.failed or call.excinfo is None:
+            return report
+        text = str(call.excinfo.value)
+        first = self.first.setdefault(text, report.nodeid)
+        if first != report.nodeid:
+            headline = text.splitlines()[0] if text else call.excinfo.typename
+            report.longrepr = f"not run: a prerequisite failed in {first}, which shows the cause:\n  {headline}"
+        return report
 
 
 class PhaseCounter:
