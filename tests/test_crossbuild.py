@@ -60,7 +60,8 @@ def host_python() -> str:
 def test_target_options_choose_target_wheels() -> None:
     options = target_options(Target(python="3.13.5", glibc="2.41"))
     pairs = list(zip(options, options[1:]))
-    assert ("--python-version", "3.13") in pairs
+    # The full version: pip reads "3.13" as 3.13.0 when it checks Requires-Python.
+    assert ("--python-version", "3.13.5") in pairs
     assert ("--implementation", "cp") in pairs
     assert ("--abi", "cp313") in pairs
     assert ("--abi", "abi3") in pairs
@@ -77,8 +78,11 @@ def test_target_options_portable_drops_linux_tag() -> None:
 
 
 def test_cross_target_detection() -> None:
+    host = ".".join(str(part) for part in sys.version_info[:3])
     assert not is_cross_target(Target(python=host_python()))
-    assert not is_cross_target(TargetSpec(python=f"{host_python()}.99"))
+    assert not is_cross_target(Target(python=host))
+    # Another patch release is another target: Requires-Python and python_full_version markers differ.
+    assert is_cross_target(TargetSpec(python=f"{host_python()}.99"))
     assert is_cross_target(Target(python=OTHER_PYTHON))
 
 
