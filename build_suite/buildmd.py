@@ -42,7 +42,9 @@ def build_markdown(build: dict[str, Any]) -> str:
         findings = security.get("findings", [])
         vulnerabilities = (security.get("checks") or {}).get("vulnerabilities") or {}
         lines += ["", "## Security", "", f"{len(findings)} findings."]
-        if vulnerabilities:
-            lines.append(f"Vulnerability database: {vulnerabilities.get('status')}, "
-                         f"snapshot {vulnerabilities.get('snapshot') or vulnerabilities.get('reason')}.")
+        if vulnerabilities.get("status") == "checked":
+            lines.append(f"Vulnerabilities checked against a database of {vulnerabilities.get('snapshot')}: "
+                         f"{vulnerabilities.get('vulnerabilities')} found.")
+        elif vulnerabilities:
+            lines.append(f"Vulnerabilities not checked: {vulnerabilities.get('reason')}.")
     return "\n".join(lines) + "\n"

@@ -6,6 +6,7 @@ that no reader asked for: a misspelt key is an error, never silently ignored.
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,10 @@ class TableReader:
         if name in self.data:
             return self.data[name]
         if required:
+            close = difflib.get_close_matches(name, [key for key in self.data if isinstance(key, str)], n=1)
+            if close:
+                raise self.fail(name, f"missing required key; the table has {close[0]!r}, which looks misspelt",
+                                f"rename {close[0]!r} to {name!r}")
             raise self.fail(name, "missing required key", f"add {self.key(name)} to the file")
         return _MISSING
 

@@ -21,7 +21,8 @@ def heartbeat_text(prefix: str, activity: str, seconds: float) -> str:
 
 
 class Heartbeat:
-    def __init__(self, prefix: str, publish: Callable[[str], None], interval: float = 3.0) -> None:
+    # 2.5 s keeps the gap between two lines under 3 s even when the machine is busy.
+    def __init__(self, prefix: str, publish: Callable[[str], None], interval: float = 2.5) -> None:
         self.prefix = prefix
         self.publish = publish
         self.interval = interval

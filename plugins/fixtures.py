@@ -190,7 +190,7 @@ class ImageBuilder:
                     self.output.status(line)
 
                 result = build_image(self.engine.client, service, build_id=self.state.record.build_id,
-                                     labels=self.labels, on_progress=progress, heartbeat=3.0)
+                                     labels=self.labels, on_progress=progress, heartbeat=2.5)
             self.results[name] = result
             self.output.line(image_line(result))
             self.state.record.set_section("images", [image_record(r, self.state.config.service(r.service).tag)

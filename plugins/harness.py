@@ -259,13 +259,6 @@ def engine_summary() -> str:
         connection.close()
 
 
-def pytest_report_header(config: pytest.Config) -> list[str] | None:
-    session = build_session(config)
-    if session is None:
-        return None
-    return [f"build id: {session.record.build_id}", f"configuration: {session.config.path}"]
-
-
 def pytest_collection_finish(session: pytest.Session) -> None:
     state = build_session(session.config)
     reporter = session.config.pluginmanager.getplugin("terminalreporter")

@@ -57,7 +57,8 @@ class LogFile:
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.file = path.open("a", encoding="utf-8")
+        # Each build starts a new log: the build lock is held by now, so no other build writes here.
+        self.file = path.open("w", encoding="utf-8")
         self.lock = threading.Lock()
         self.error: OSError | None = None
 
@@ -163,6 +164,8 @@ class Monitoring:
         width = max(40, os.get_terminal_size(writer.fd).columns - 1) if writer.isatty() else 160
         log = LogFile(report_dir / "build.log")
         self.closers.append(log.close)
+        state = build_session(config)
+        log(f"build {state.record.build_id} of {state.config.path}, started {state.record.started}")
         self.output = Output(self._write_on_own_line(writer), mode, width=width, redact=redactor, tees=[log])
         if progress_folder.is_dir():
             for stale in progress_folder.glob("*.log"):

@@ -128,6 +128,13 @@ def test_broken_config_names_file_and_key(project: Path, case: str, text: str, k
     assert error.exit_code == 4
 
 
+def test_misspelt_required_key_named(project: Path) -> None:
+    error = load_error(project, VALID.replace('dockerfile = "Dockerfile"\nports', 'dockerfle = "Dockerfile"\nports'))
+    assert "services[0].dockerfile" in str(error)
+    assert "'dockerfle'" in str(error)
+    assert "rename 'dockerfle' to 'dockerfile'" in error.hint
+
+
 def test_missing_config_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path / "absent.toml")

@@ -11,7 +11,10 @@ def pytest_generate_tests(metafunc):
         metafunc.parametrize("service_name", names)
     if "benchmark_command" in metafunc.fixturenames:
         commands = list(state.config.benchmark.commands) if state else []
-        metafunc.parametrize("benchmark_command", commands, ids=[" ".join(command) for command in commands])
+        # One None case when none are configured, so the test skips with a reason a person can read.
+        cases = commands or [None]
+        metafunc.parametrize("benchmark_command", cases,
+                             ids=[" ".join(command) if command else "none" for command in cases])
     if "integration_case" in metafunc.fixturenames:
         metafunc.parametrize("integration_case", integration_cases(state))
 
