@@ -63,15 +63,21 @@ def progress_text(progress: Progress) -> str:
     if progress.total:
         text += f" {progress.done}/{progress.total}"
     if progress.running:
-        label, seconds = max(progress.running, key=lambda item: item[1])
+        # A build or download says more than the resolve it runs beside, so it is named first.
+        named = [item for item in progress.running if not item[0].startswith("resolving")] or list(progress.running)
+        label, seconds = max(named, key=lambda item: item[1])
         others = len(progress.running) - 1
         text += f", {label} ({estimate.format_duration(seconds)})"
         if others:
             text += f" and {others} more"
     text += f", {estimate.format_duration(progress.elapsed)} elapsed"
     if progress.estimated_total is not None:
-        left = max(0.0, progress.estimated_total - progress.elapsed)
-        text += f", about {estimate.format_duration(left)} left"
+        left = progress.estimated_total - progress.elapsed
+        if left >= 1.0:
+            text += f", about {estimate.format_duration(left)} left"
+        else:
+            # Past the estimate, "0s left" would be a false promise; say the estimate was too short.
+            text += f", over the estimate of {estimate.format_duration(progress.estimated_total)}"
     return text
 
 

@@ -411,7 +411,8 @@ NEVER_HEALTHY_PROBE = 'kind = "http"\nport = 8000\npath = "/never-there"\ntimeou
 
 # (phase, what the stack makes slow, the output line that shows the build is inside that phase)
 INTERRUPT_CASES = {
-    "wheelhouse": (dict(requirements="bsslow==1.0\n"), "bsslow"),
+    # The sdist builds while pip still resolves; the status line names that build.
+    "wheelhouse": (dict(requirements="bsslow==1.0\n"), "building bsslow"),
     "images": (dict(dockerfile=SLEEPING_DOCKERFILE), "RUN sleep 60"),
     "containers": (dict(probe=NEVER_HEALTHY_PROBE), "app: starting container"),
 }
