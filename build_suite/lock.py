@@ -3,7 +3,7 @@
 The lock is an flock(2) on a file in the project's folder. The kernel drops it
 when the holder exits, even after SIGKILL, so a crashed build never leaves a
 stale lock behind. The file records the holder's pid, build id and start time
-so that a waiting build can say whom it waits for.
+so that a waiting build can name the build it waits for.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ class FolderLock:
     """An exclusive flock beside a folder, held while one process writes into it.
 
     pytest-xdist workers each run the session fixtures, so two workers may try to build
-    the same wheelhouse at once; the second waits here, then finds it built and reuses it.
+    the same wheelhouse at once. The second waits here, then finds it built and reuses it.
     """
 
     def __init__(self, folder: Path) -> None:

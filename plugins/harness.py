@@ -248,7 +248,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def engine_summary() -> str:
-    """Name the engine for the header, or say why none was reached."""
+    """Return the engine line of the header: its kind, version and URL, or why none answered."""
     try:
         connection = connect_engine()
     except BuildSuiteError:

@@ -3,8 +3,8 @@
 pytest captures the output of tests (file descriptor 1 is redirected while a
 test runs), so the plugin keeps a duplicate of the terminal's descriptor taken
 at start-up and writes there: progress shows under the default capture, with
-no `-s`. Under pytest-xdist a worker has no terminal; it appends its lines to a
-file in the reports folder, and the controller follows those files and shows
+no `-s`. Under pytest-xdist a worker has no terminal, so it appends its lines
+to a file in the reports folder. The controller follows those files and shows
 every worker's lines with the worker's id.
 
 Every line, status included, is also copied into reports/build.log and into
@@ -238,7 +238,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def build_output(pytestconfig: pytest.Config) -> Output:
-    """The Output through which phases show progress; only available in a build session."""
+    """Return the Output through which phases show progress; skip outside a build session."""
     output = pytestconfig.stash.get(OUTPUT, None)
     if output is None:
         pytest.skip("not a build session: run the phases with `pytest build_suite`")
