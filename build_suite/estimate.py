@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from build_suite.manifest import write_json_atomic
+from build_suite.status import format_duration
 
 HISTORY_FORMAT = 1
 
@@ -184,18 +185,6 @@ def remaining_seconds(
     left_of_running = [max(0.0, task_seconds(t, history) - elapsed) for t, elapsed in running.items()]
     rest = estimate_tasks(pending, history, download_jobs=download_jobs, build_jobs=build_jobs)
     return max(rest, max(left_of_running, default=0.0))
-
-
-def format_duration(seconds: float) -> str:
-    """Format seconds as 45s, 2m10s or 1h02m."""
-    total = max(0, int(round(seconds)))
-    if total < 60:
-        return f"{total}s"
-    minutes, secs = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
 
 
 def comparison_text(estimated: float, actual: float) -> str:

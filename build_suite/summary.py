@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
+from build_suite import status
 from build_suite.record import PHASES, BuildRecord
 
 
 def format_duration(seconds: float) -> str:
-    """Format seconds as 0.4s, 41s, 2m10s or 1h02m."""
-    if seconds < 10:
+    """Format seconds as 0.4s, 41s, 2m10s or 1h02m: tenths below 10 s, where phases often end."""
+    if 0 <= seconds < 10:
         return f"{seconds:.1f}s"
-    total = int(round(seconds))
-    if total < 60:
-        return f"{total}s"
-    minutes, secs = divmod(total, 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
+    return status.format_duration(seconds)
 
 
 def header_lines(build_id: str, config_path: str, engine: str, phases: list[str]) -> list[str]:
