@@ -126,7 +126,8 @@ _NOT_FOUND_RE = re.compile(
     r"Could not find a version that satisfies the requirement (?P<requirement>.+?)"
     r"(?: \(from (?P<parent>.+?)\))? \(from versions: (?P<versions>[^)]*)\)"
 )
-_NO_MATCH_RE = re.compile(r"No matching distribution found for (?P<requirement>\S.*)$")
+# pip 24 and later append the parent, "... for missing-dep>=1 (from app-a)"; pip 23 does not.
+_NO_MATCH_RE = re.compile(r"No matching distribution found for (?P<requirement>\S.*?)(?: \(from (?P<parent>.+)\))?$")
 _DIRECT_RE = re.compile(r"^-r (?P<file>.+) \(line (?P<line>\d+)\)$")
 
 
@@ -144,7 +145,7 @@ def parse_pip_errors(stderr: str, wheelhouse: str, direct: Mapping[str, str] | N
         match = _NO_MATCH_RE.search(line)
         if match:
             requirement = match.group("requirement").strip()
-            parent, versions = parents.get(requirement, (None, "none"))
+            parent, versions = parents.get(requirement, (match.group("parent"), "none"))
             problems.append(_missing_distribution_problem(requirement, parent, versions, wheelhouse, direct or {}))
     if problems:
         return problems

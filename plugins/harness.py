@@ -153,7 +153,8 @@ def start_build_session(config: pytest.Config) -> BuildSession:
     config.stash[BUILD_SESSION] = state
     # Under pytest-xdist, tests that share the running stack carry xdist_group("stack") and must run on
     # one worker, or every worker would start its own containers on the same host ports.
-    if getattr(config.option, "dist", "no") == "load":
+    # `-n 2` alone may still read "no" here, depending on when pytest-xdist fills in its default.
+    if getattr(config.option, "numprocesses", None) and getattr(config.option, "dist", "no") in ("no", "load"):
         config.option.dist = "loadgroup"
     # A worker parses the command line again, and there `-n 2` alone leaves --dist at "no". So xdist would
     # not tag the grouped tests on the worker unless the controller's choice arrives in the worker input.

@@ -222,7 +222,7 @@ def image_user(image_id: str) -> str:
 
 
 def phase_test_outcomes(run: BuildRun, module: str) -> dict[str, str]:
-    return {nodeid: outcome for nodeid, outcome in run.tests.items() if f"/{module}::" in nodeid}
+    return {nodeid: outcome for nodeid, outcome in run.outcomes.items() if f"/{module}::" in nodeid}
 
 
 def assert_wheelhouse_valid(run: BuildRun) -> None:
