@@ -2,8 +2,8 @@
 
 Each run is `pytest build_suite -m images` on a stack's configuration, timed
 from the outside. Before a cold run the images that the harness labelled for
-the project are removed, so every layer is built again; the wheelhouse is
-reused by all runs, so only image builds differ. All three runs happen in this
+the project are removed, so every layer is built again. All runs reuse one
+wheelhouse, so only the image builds differ. All three runs happen in this
 one invocation, so the ratios compare like with like.
 
     python bench/bench_images.py [--build-config PATH]

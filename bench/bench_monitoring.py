@@ -1,6 +1,6 @@
 """Measure the live monitoring's CPU and memory against the build it watches.
 
-The workload stands in for a wheelhouse build: a process tree that burns CPU
+The workload imitates a wheelhouse build: a process tree that burns CPU
 (two children, as two source builds would) and writes wheel-sized files into a
 folder. It runs twice in one process: once alone, as the baseline, and once
 with the wheelhouse phase's monitors (process tree, network, wheel folder and

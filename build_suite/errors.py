@@ -1,7 +1,7 @@
 """Error classes of build-suite.
 
 Every error carries a message that names the file, service or package involved
-and a hint that says what to do next. The exit codes follow pytest's: a bad
+and a hint with what to do next. The exit codes follow pytest's: a bad
 configuration is a usage error (4), a failed build is a test failure (1).
 """
 

@@ -47,7 +47,7 @@ class BuildLock:
                 holder = self.holder()
                 if not wait:
                     self.release()
-                    raise LockBusyError(f"another build of this project is running: {holder} holds {self.path}",
+                    raise LockBusyError(f"another build of this project is running: {holder} has the lock {self.path}",
                                         "wait for it to finish, or run with --lock=wait to queue behind it") from None
                 waited = time.monotonic() - started
                 if timeout is not None and waited > timeout:

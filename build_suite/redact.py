@@ -103,7 +103,7 @@ class Redactor:
     def redact(self, text: str) -> str:
         """Mask URL user-info first, then every known secret, longest first."""
         text = redact(text)
-        # Longest first, so a secret that contains another is masked whole.
+        # Sorted by length, longest first, so a secret that contains another is masked whole.
         for secret in sorted(self._secrets, key=len, reverse=True):
             if secret in text:
                 text = text.replace(secret, MASK)

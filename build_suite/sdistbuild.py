@@ -318,10 +318,10 @@ class SdistBuilder:
     def build(self, artifact: Artifact) -> tuple[Path, str]:
         """Keep the sdist and its build requirements for offline builds, and build it; return the temporary wheel.
 
-        With a container builder, the kept sdist is built inside it. Without
-        one, the build uses, in this order: the early build made while pip resolved,
-        a build from the report's URL (pip's wheel cache serves an sdist that it
-        built before under that URL), or an offline build from the kept file.
+        With a container builder, the kept sdist is built inside it. Without one,
+        the first of these is used: the early build made while pip resolved, then a
+        build from the report's URL, then an offline build from the kept file. The
+        URL build lets pip's wheel cache serve an sdist it built before.
         """
         sdists = self.output / SDIST_FOLDER
         sdists.mkdir(exist_ok=True)

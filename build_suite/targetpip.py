@@ -61,8 +61,8 @@ def install_marker_values(values: dict[str, str]) -> None:
 def main() -> int:
     # Started by file path, Python puts this script's folder first on sys.path,
     # where build_suite's own modules could shadow modules that pip imports.
-    here = os.path.dirname(os.path.abspath(__file__))
-    sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != here]
+    script_folder = os.path.dirname(os.path.abspath(__file__))
+    sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != script_folder]
     install_marker_values(load_marker_values())
     from pip._internal.cli.main import main as pip_main
 

@@ -3,7 +3,7 @@
 The orchestrator reports its progress (what runs, how many are done, the
 estimate) at least every 3 s. Each report is joined with a sample of the
 build's process tree, the network rate and the wheel folder, so the status
-tells what is happening now and how far the build has come:
+shows what is happening now and how far the build has come:
 
     wheelhouse: building 3/22, docopt (12s), 8s elapsed, about 40s left · 3 processes (python, gcc), 96% CPU · 1.2 MB/s · 4 MB in 19 wheels
 """

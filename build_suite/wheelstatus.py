@@ -63,7 +63,7 @@ def progress_text(progress: Progress) -> str:
     if progress.total:
         text += f" {progress.done}/{progress.total}"
     if progress.running:
-        # A build or download says more than the resolve it runs beside, so it is named first.
+        # A build or download tells more than the resolve it runs beside, so it is named first.
         named = [item for item in progress.running if not item[0].startswith("resolving")] or list(progress.running)
         label, seconds = max(named, key=lambda item: item[1])
         others = len(progress.running) - 1
@@ -76,7 +76,7 @@ def progress_text(progress: Progress) -> str:
         if left >= 1.0:
             text += f", about {estimate.format_duration(left)} left"
         else:
-            # Past the estimate, "0s left" would be a false promise; say the estimate was too short.
+            # Past the estimate, "0s left" would be false, so the text states that the estimate was too short.
             text += f", over the estimate of {estimate.format_duration(progress.estimated_total)}"
     return text
 

@@ -249,7 +249,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
 
 
 def engine_summary() -> str:
-    """Return the engine line of the header: its kind, version and URL, or why none answered."""
+    """Return the engine line of the header: its kind, version and URL, or why none responded."""
     try:
         connection = connect_engine()
     except BuildSuiteError:

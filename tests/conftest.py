@@ -14,7 +14,7 @@ TEST_LABEL = "build-suite.test"
 
 @pytest.fixture(scope="module")
 def client(request: pytest.FixtureRequest):
-    """A docker SDK client of the engine with the bookworm base image, or a skip that says what is missing.
+    """A docker SDK client of the engine with the bookworm base image, or a skip that names what is missing.
 
     Everything that the module labelled `build-suite.test=<module name>` is removed when it ends.
     """

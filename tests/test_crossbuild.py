@@ -255,8 +255,8 @@ def test_demo_cross_docopt_built_in_container(cross_build) -> None:
     assert len(docopt) == 1
     assert docopt[0].source == CONTAINER_BUILT
     assert (result.output / SDIST_FOLDER / "docopt-0.6.2.tar.gz").is_file()
-    kept = {path.name.split("-")[0] for path in (result.output / BUILD_DEPS_FOLDER).glob("*.whl")}
-    assert "setuptools" in kept
+    build_requirements = {path.name.split("-")[0] for path in (result.output / BUILD_DEPS_FOLDER).glob("*.whl")}
+    assert "setuptools" in build_requirements
     assert any(line.startswith(f"[building docopt 0.6.2 in {builder.image}]") for line in lines)
 
 

@@ -66,7 +66,9 @@ def test_output_redacts_and_tees() -> None:
     assert "s3cret" not in written[0]
     assert "s3cret" not in copies[0]
     assert "****@index.example" in written[0]
-    assert copies[0][2] == ":" and copies[0][5] == ":"  # a HH:MM:SS timestamp
+    # Each copy starts with an HH:MM:SS timestamp.
+    assert copies[0][2] == ":"
+    assert copies[0][5] == ":"
 
 
 def test_tty_status_fits_width() -> None:
