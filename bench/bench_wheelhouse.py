@@ -10,11 +10,12 @@ Both tools run with the pip configuration isolated (PIP_CONFIG_FILE is the null
 device, no PIP_* variables) and the same pip. Goals: cold at most 0.5 times
 pip's time, nothing to do at most 0.05 times.
 
-NOTE: the phase starts with pip's own resolve (`pip install --dry-run
---report`), which on the sets measured here takes about as long as a whole
-cold `pip wheel -r`. The cold goal is out of reach while pip resolves first.
+The phase runs once with each resolver: `pip` (pip's own resolve, `pip
+install --dry-run --report`, which takes about as long as a whole cold `pip
+wheel -r` of these sets) and `uv` (uv resolves, pip checks the finished
+wheelhouse offline). Each has its own empty pip and uv caches when cold.
 
-Usage: python bench/bench_wheelhouse.py [-r FILE ...] [--jobs N]
+Usage: python bench/bench_wheelhouse.py [-r FILE ...] [--jobs N] [--resolver pip|uv ...]
 Without -r it measures the demo stack's requirements and, when present,
 ../shared/real-input/xnai/requirements-api.txt beside the repository.
 """
@@ -42,6 +43,7 @@ GOALS = {"cold": 0.5, "warm": None, "nothing to do": 0.05}
 
 @dataclass
 class Row:
+    resolver: str
     case: str
     pip_seconds: float
     suite_seconds: float
@@ -77,34 +79,34 @@ def run_pip_wheel(requirements: list[Path], output: Path, cache: Path) -> float:
     return seconds
 
 
-def run_suite(requirements: list[Path], output: Path, cache: Path, jobs: int, history: Path) -> tuple[float, str]:
-    config = WheelhouseConfig(requirements=tuple(requirements), output=output, timeout=1800, jobs=jobs)
+def run_suite(
+    requirements: list[Path], output: Path, cache: Path, jobs: int, history: Path, resolver: str
+) -> tuple[float, str]:
+    config = WheelhouseConfig(requirements=tuple(requirements), output=output, timeout=1800, jobs=jobs, resolver=resolver)
+    caches = {"PIP_CACHE_DIR": str(cache / "pip"), "UV_CACHE_DIR": str(cache / "uv")}
     started = time.monotonic()
-    result = build_wheelhouse(config, Target(), pip_extra_env={"PIP_CACHE_DIR": str(cache)}, history_path=history)
+    result = build_wheelhouse(config, Target(), pip_extra_env=caches, history_path=history)
     return time.monotonic() - started, result.summary
 
 
-def measure(requirements: list[Path], jobs: int, work: Path) -> list[Row]:
-    pip_cache, suite_cache = work / "pip-cache", work / "suite-cache"
-    history = work / "history.json"
+def measure(requirements: list[Path], jobs: int, work: Path, resolvers: list[str]) -> list[Row]:
+    """Time each case with pip first, then the phase once per resolver, so all share the machine's state."""
+    pip_cache = work / "pip-cache"
     rows = []
-
-    pip_cold = run_pip_wheel(requirements, work / "pip-cold", pip_cache)
-    suite_cold, detail = run_suite(requirements, work / "suite-cold", suite_cache, jobs, history)
-    rows.append(Row("cold", pip_cold, suite_cold, detail))
-
-    pip_warm = run_pip_wheel(requirements, work / "pip-warm", pip_cache)
-    suite_warm, detail = run_suite(requirements, work / "suite-warm", suite_cache, jobs, history)
-    rows.append(Row("warm", pip_warm, suite_warm, detail))
-
-    pip_again = run_pip_wheel(requirements, work / "pip-warm", pip_cache)
-    suite_again, detail = run_suite(requirements, work / "suite-warm", suite_cache, jobs, history)
-    rows.append(Row("nothing to do", pip_again, suite_again, detail))
+    cases = [("cold", "cold"), ("warm", "warm"), ("nothing to do", "warm")]
+    for case, folder in cases:
+        pip_seconds = run_pip_wheel(requirements, work / f"pip-{folder}", pip_cache)
+        for resolver in resolvers:
+            suite_seconds, detail = run_suite(
+                requirements, work / f"suite-{resolver}-{folder}", work / f"suite-cache-{resolver}", jobs,
+                work / f"history-{resolver}.json", resolver,
+            )
+            rows.append(Row(resolver, case, pip_seconds, suite_seconds, detail))
     return rows
 
 
 def format_rows(name: str, rows: list[Row]) -> str:
-    lines = [f"\n{name}", f"{'case':<14} {'pip wheel':>10} {'build-suite':>12} {'ratio':>7} {'goal':>7}"]
+    lines = [f"\n{name}", f"{'resolver':<9} {'case':<14} {'pip wheel':>10} {'build-suite':>12} {'ratio':>7} {'goal':>7}"]
     for row in rows:
         goal = GOALS.get(row.case)
         verdict = ""
@@ -113,9 +115,9 @@ def format_rows(name: str, rows: list[Row]) -> str:
             goal_text = f"<={goal}"
             verdict = " met" if row.ratio <= goal else " MISSED"
         lines.append(
-            f"{row.case:<14} {row.pip_seconds:>9.2f}s {row.suite_seconds:>11.2f}s {row.ratio:>7.3f} {goal_text:>7}{verdict}"
+            f"{row.resolver:<9} {row.case:<14} {row.pip_seconds:>9.2f}s {row.suite_seconds:>11.2f}s {row.ratio:>7.3f} {goal_text:>7}{verdict}"
         )
-        lines.append(f"{'':<14} {row.detail}")
+        lines.append(f"{'':<24} {row.detail}")
     return "\n".join(lines)
 
 
@@ -123,6 +125,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-r", "--requirements", action="append", type=Path, help="requirements file (repeatable)")
     parser.add_argument("--jobs", type=int, default=4, help="parallel downloads of build-suite (default 4)")
+    parser.add_argument(
+        "--resolver", action="append", choices=("pip", "uv"), help="resolver of the phase (repeatable; default: both)"
+    )
     args = parser.parse_args()
 
     sets = [("given requirements", args.requirements)] if args.requirements else default_sets()
@@ -133,7 +138,7 @@ def main() -> int:
     print(f"pip {pip_version}, Python {sys.version.split()[0]}, {os.cpu_count()} cores, jobs {args.jobs}")
     for name, requirements in sets:
         with tempfile.TemporaryDirectory(prefix="bench-wheelhouse-") as work:
-            rows = measure(requirements, args.jobs, Path(work))
+            rows = measure(requirements, args.jobs, Path(work), args.resolver or ["pip", "uv"])
         print(format_rows(name, rows), flush=True)
     return 0
 

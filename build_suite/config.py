@@ -59,6 +59,7 @@ class WheelhouseConfig:
     only_binary: tuple[str, ...] = ()
     require_hashes: bool = False
     jobs: int = 4
+    resolver: str = "pip"
 
 
 @dataclass(frozen=True)
@@ -263,6 +264,7 @@ def _read_wheelhouse(table: TableReader) -> WheelhouseConfig:
         only_binary=table.strings("only_binary"),
         require_hashes=table.boolean("require_hashes", default.require_hashes),
         jobs=table.integer("jobs", default.jobs, minimum=1, maximum=64),
+        resolver=table.choice("resolver", ("pip", "uv"), default.resolver),
     )
     table.finish()
     return wheelhouse

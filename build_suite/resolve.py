@@ -145,8 +145,11 @@ def resolve_argv(
     target_options: Sequence[str] = (),
     target_dir: Path | None = None,
     ignore_requires_python: bool = False,
+    offline: bool = False,
 ) -> list[str]:
     """Return the argv of the resolving pip run, which writes its report to `report_path`.
+
+    With `offline`, pip reads no index: only the `local_find_links` folders.
 
     `target_options` (crossbuild.target_options) resolve binary wheels for
     another interpreter. pip then also needs `target_dir` for --target, which a
@@ -156,14 +159,15 @@ def resolve_argv(
     requirements = tuple(getattr(config, "requirements", ()))
     constraints = tuple(getattr(config, "constraints", ()))
     options = ["--dry-run", "--ignore-installed", "--report", str(report_path)]
-    options += index_options(config)
+    options += ["--no-index"] if offline else index_options(config)
     for folder in local_find_links:
         options += ["--find-links", str(folder)]
     if target_options:
         if target_dir is None:
             raise ValueError("target_options need a target_dir for pip's --target")
         options += [*target_options, "--target", str(target_dir)]
-    else:
+    elif not offline:
+        # An offline resolve reads a wheelhouse, which holds only wheels.
         options += binary_options(config)
     if ignore_requires_python:
         options.append("--ignore-requires-python")
@@ -248,10 +252,11 @@ def resolve(
     local_find_links: Sequence[Path] = (),
     target_options: Sequence[str] = (),
     ignore_requires_python: bool = False,
+    offline: bool = False,
 ) -> Plan:
     """Run pip's resolver over the config's requirement files and return the Plan.
 
-    `target_options` and `ignore_requires_python` are passed to resolve_argv.
+    `target_options`, `ignore_requires_python` and `offline` are passed to resolve_argv.
     Raises WheelhouseError when pip fails, times out or stalls, with the last
     lines of its output.
     """
@@ -263,6 +268,7 @@ def resolve(
         argv = resolve_argv(
             config, report_path, pip_command=pip_command, local_find_links=local_find_links,
             target_options=target_options, target_dir=target_dir, ignore_requires_python=ignore_requires_python,
+            offline=offline,
         )
         result = run_streaming(argv, env=env, on_line=on_line, timeout=timeout, stall_timeout=stall_timeout)
         if result.interrupted:
@@ -276,8 +282,8 @@ def resolve(
             shutil.rmtree(target_dir, ignore_errors=True)
 
 
-def failure_message(step: str, result: object) -> str:
-    """Describe a failed pip run of `step` for an error message: why it stopped and its last lines."""
+def failure_message(step: str, result: object, tool: str = "pip") -> str:
+    """Describe a failed run of `tool` during `step` for an error message: why it stopped and its last lines."""
     duration = getattr(result, "duration", 0.0)
     if getattr(result, "timed_out", False):
         reason = f"timed out after {duration:.0f} s"
@@ -286,7 +292,7 @@ def failure_message(step: str, result: object) -> str:
     else:
         reason = f"failed with exit code {getattr(result, 'returncode', None)} after {duration:.0f} s"
     tail = "\n".join(getattr(result, "tail", [])[-15:])
-    return f"pip {reason} while {step}" + (f"; last output:\n{tail}" if tail else "")
+    return f"{tool} {reason} while {step}" + (f"; last output:\n{tail}" if tail else "")
 
 
 def failure_hint(result: object) -> str:

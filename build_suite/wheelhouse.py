@@ -8,6 +8,9 @@ The phase runs in this order:
    removed, so they are fetched or built again.
 3. Resolve once with pip (resolve.py). The folder's verified wheels are offered
    to pip as find-links, so a built sdist is not built again just for its metadata.
+   With `resolver = "uv"`, uv resolves instead (uvphase.py), and after step 4
+   pip resolves the finished wheelhouse offline: its answer must name exactly
+   the wheels that are there, or pip resolves again online and wins.
 4. Download the wheels of the plan in parallel, with urllib from the URL and
    sha256 in pip's report and with pip as a fallback. Build the sdists in
    parallel with `pip wheel --no-deps`. Each sdist that pip fetches while it
@@ -56,6 +59,7 @@ from build_suite.pipargs import default_pip_command, describe_options, pip_env
 from build_suite.pipoutput import PipEvent, PipOutputParser
 from build_suite.resolve import Artifact, Plan, count_requirements, files_use_hashes, included_files, resolve
 from build_suite.sdistbuild import SdistBuilder, build_wheel, check_wheel_identity
+from build_suite.uvphase import UvSteps
 from build_suite.wheelfetch import Cancelled, PipContext, clean_temp, fetch_wheel, stop_marked_processes
 from build_suite.wheelhousefolder import FolderSteps
 from build_suite.wheelstatus import Progress, Step, WheelhouseResult, progress_text, summary_text
@@ -128,7 +132,7 @@ def build_wheelhouse(
     return phase.run()
 
 
-class _Phase(FolderSteps, CrossTargetSteps):
+class _Phase(FolderSteps, CrossTargetSteps, UvSteps):
     """The state of one run of the wheelhouse phase."""
 
     def __init__(self, config, target, on_line, on_event, history_path, progress, pip_command, pip_extra_env,
@@ -263,6 +267,7 @@ class _Phase(FolderSteps, CrossTargetSteps):
             plan = self._resolve(verified)
             tasks = self._plan_tasks(plan, verified)
             self._run_tasks(tasks)
+            plan = self._confirm_with_pip(plan)
         except BaseException:
             # Stop the workers' pip runs before waiting for the workers.
             self.context.cancel.set()
@@ -311,8 +316,12 @@ class _Phase(FolderSteps, CrossTargetSteps):
         return result
 
     def _resolve(self, verified: Mapping[str, WheelRecord]) -> Plan:
+        # Asked first, so that a cross-target build configured for uv says that pip resolves it.
+        uv_path = self._uv_path()
         if self.cross:
             return self._resolve_for_target(verified)
+        if uv_path is not None:
+            return self._resolve_with_uv(uv_path)
         return self._resolve_once(verified)
 
     def _resolve_once(

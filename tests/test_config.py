@@ -72,6 +72,7 @@ def test_valid_config_loads(project: Path) -> None:
     assert config.target.glibc == "2.28"
     assert config.wheelhouse.requirements == (project / "requirements.txt",)
     assert config.wheelhouse.timeout == 120.0
+    assert config.wheelhouse.resolver == "pip"
     assert config.wheelhouse.output == project / "wheelhouse"
     assert [service.name for service in config.services] == ["api", "worker"]
     api = config.service("api")
@@ -81,6 +82,11 @@ def test_valid_config_loads(project: Path) -> None:
     assert api.probe.kind == "http"
     assert config.service("worker").probe.command == ("python", "-c", "print(1)")
     assert len(config.digest) == 64
+
+
+def test_resolver_uv_is_read(project: Path) -> None:
+    config = load_config(write_config(project, VALID.replace("timeout = 120", 'timeout = 120\nresolver = "uv"')))
+    assert config.wheelhouse.resolver == "uv"
 
 
 def test_demo_stack_config_loads() -> None:
@@ -111,6 +117,8 @@ BROKEN = [
     ("missing project", VALID.replace('[project]\nname = "shop"\nversion = "1.2.3"\n', ""), "project",
      "missing required key"),
     ("bad probe kind", VALID.replace('kind = "http"', 'kind = "grpc"'), "services[0].probe.kind", "one of"),
+    ("unknown resolver", VALID.replace("timeout = 120", 'timeout = 120\nresolver = "poetry"'), "wheelhouse.resolver",
+     "one of"),
     ("http probe without port", VALID.replace("port = 8000\n", ""), "services[0].probe.port", "needs the container port"),
     ("bad port", VALID.replace("{ 8000 = 18000 }", "{ 8000 = 70000 }"), "services[0].ports.8000", "host port"),
     ("bad service name", VALID.replace('name = "worker"', 'name = "Worker Two"'), "services[1].name",

@@ -1,0 +1,149 @@
+"""Tests of `resolver = "uv"` against the real package index, through uv and pip with their configuration isolated.
+
+uv's resolution of the demo stack and of the real input must be the one pip
+makes. pip's offline check of the finished wheelhouse must catch a resolution
+that pip would not install, and uv's failures must be reported.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from build_suite import uvphase
+from build_suite.config import Target, WheelhouseConfig
+from build_suite.errors import WheelhouseError
+from build_suite.manifest import load_manifest
+from build_suite.pipargs import default_pip_command, pip_env
+from build_suite.resolve import resolve
+from build_suite.uvresolve import find_uv, resolve_with_uv
+from build_suite.wheelhouse import Step, build_wheelhouse
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO_REQUIREMENTS = tuple(sorted((ROOT / "examples" / "demo-stack" / "requirements").glob("*.txt")))
+REAL_INPUT_API = ROOT.parent / "shared" / "real-input" / "xnai" / "requirements-api.txt"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """pip and uv caches of this module only, so the results do not depend on the machine's."""
+    folder = tmp_path_factory.mktemp("caches")
+    return {"PIP_CACHE_DIR": str(folder / "pip"), "UV_CACHE_DIR": str(folder / "uv")}
+
+
+def build(config: WheelhouseConfig, caches: dict[str, str]) -> tuple[object, list[str]]:
+    steps: list[str] = []
+
+    def on_event(event: object) -> None:
+        if isinstance(event, Step):
+            steps.append(event.text)
+
+    result = build_wheelhouse(config, Target(), on_event=on_event, pip_extra_env=caches)
+    return result, steps
+
+
+def test_uv_builds_the_same_demo_wheelhouse_as_pip(tmp_path: Path, caches: dict[str, str]) -> None:
+    config = WheelhouseConfig(requirements=DEMO_REQUIREMENTS, output=tmp_path / "pip", timeout=600)
+    by_pip, _ = build(config, caches)
+    by_uv, steps = build(replace(config, output=tmp_path / "uv", resolver="uv"), caches)
+
+    assert "resolving the requirements with uv" in steps
+    assert any(step.startswith("pip installs the same 18 wheels") for step in steps), steps
+    assert sorted(w.filename for w in by_uv.wheels) == sorted(w.filename for w in by_pip.wheels)
+    assert sorted(p.name for p in (tmp_path / "uv").glob("*.whl")) == sorted(w.filename for w in by_pip.wheels)
+    # docopt has only an sdist: pip built it in both, so its wheel has the same name.
+    assert any(name.startswith("docopt-0.6.2") for name in by_uv.built)
+    # The manifest records the version of the pip that ran the offline check.
+    assert by_uv.status == "built"
+    assert load_manifest(tmp_path / "uv").pip_version
+
+
+def test_uv_resolves_the_real_input_as_pip_does(tmp_path: Path, caches: dict[str, str]) -> None:
+    config = WheelhouseConfig(requirements=(REAL_INPUT_API,), output=tmp_path, timeout=600)
+    env = pip_env(isolate=True, extra=caches)
+    lines: list[str] = []
+    common = dict(env=env, on_line=lines.append, timeout=600, stall_timeout=120, work_dir=tmp_path)
+    by_uv = resolve_with_uv(find_uv(), config, **common)
+    by_pip = resolve(config, pip_command=default_pip_command(), **common)
+
+    def files(plan: object) -> list[tuple[str, str, str]]:
+        return [(a.name, a.version, a.filename) for a in plan.artifacts]
+
+    assert len(by_pip.artifacts) > 50
+    assert files(by_uv) == files(by_pip)
+    assert [a.sha256 for a in by_uv.artifacts] == [a.sha256 for a in by_pip.artifacts]
+
+
+def write_dropping_uv(folder: Path, drop: str) -> Path:
+    """Write an executable that runs the real uv, then removes the package `drop` from the pylock.toml it wrote."""
+    script = folder / "uv-dropping"
+    script.write_text(
+        textwrap.dedent(
+            f"""\
+            #!{sys.executable}
+            import subprocess, sys
+            argv = sys.argv[1:]
+            code = subprocess.call([{find_uv()!r}, *argv])
+            path = argv[argv.index("--output-file") + 1]
+            blocks = open(path).read().split("\\n[[packages]]\\n")
+            remaining = [b for b in blocks if not b.startswith('name = "{drop}"')]
+            open(path, "w").write("\\n[[packages]]\\n".join(remaining))
+            sys.exit(code)
+            """
+        )
+    )
+    script.chmod(0o755)
+    return script
+
+
+def test_pip_check_replaces_a_resolution_that_misses_a_dependency(
+    tmp_path: Path, caches: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "requirements.txt").write_text("httpx==0.28.1\n")
+    monkeypatch.setattr(uvphase, "find_uv", lambda: str(write_dropping_uv(tmp_path, "idna")))
+    config = WheelhouseConfig(
+        requirements=(tmp_path / "requirements.txt",), output=tmp_path / "wheelhouse", timeout=600, resolver="uv"
+    )
+    result, steps = build(config, caches)
+
+    disagreement = [step for step in steps if step.startswith("pip disagrees with uv")]
+    assert disagreement, steps
+    assert "idna" in disagreement[0]
+    assert "resolving the requirements with pip" in steps
+    names = sorted(w.name for w in result.wheels)
+    assert "idna" in names and "httpx" in names
+    assert any(path.name.startswith("idna-") for path in (tmp_path / "wheelhouse").glob("*.whl"))
+
+
+def test_uv_failure_names_the_tool_and_the_package(tmp_path: Path, caches: dict[str, str]) -> None:
+    (tmp_path / "requirements.txt").write_text("build-suite-no-such-distribution-7c1f==1.0\n")
+    config = WheelhouseConfig(
+        requirements=(tmp_path / "requirements.txt",), output=tmp_path / "wheelhouse", timeout=600, resolver="uv"
+    )
+    with pytest.raises(WheelhouseError) as info:
+        build(config, caches)
+    assert info.value.message.startswith("uv failed with exit code")
+    assert "build-suite-no-such-distribution-7c1f" in info.value.message
+    assert not list((tmp_path / "wheelhouse").glob(".tmp-*"))
+
+
+def test_a_cross_target_build_says_pip_resolves_it(tmp_path: Path, caches: dict[str, str]) -> None:
+    (tmp_path / "requirements.txt").write_text("idna==3.10\n")
+    config = WheelhouseConfig(
+        requirements=(tmp_path / "requirements.txt",), output=tmp_path / "wheelhouse", timeout=600, resolver="uv"
+    )
+    other = f"{sys.version_info.major}.{sys.version_info.minor + 1}"
+    steps: list[str] = []
+    with pytest.raises(WheelhouseError) as info:
+        build_wheelhouse(
+            config, Target(python=other), pip_extra_env=caches,
+            on_event=lambda event: steps.append(event.text) if isinstance(event, Step) else None,
+        )
+    assert "no builder container" in info.value.message
+    assert any("resolving with pip instead of uv: the target Python differs" in step for step in steps), steps
