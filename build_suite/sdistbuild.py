@@ -6,7 +6,8 @@ build on another core at that moment takes most of the build time off the
 phase. The
 sdist file goes to `sdists/` and the wheels of its build requirements
 (PEP 518 [build-system] requires) to `build-deps/`, so a later build works
-without the index.
+without the index. When uv resolved the wheelhouse, uv builds the sdists and
+fetches their build requirements instead (uvbuild.py).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from build_suite.manifest import check_file, is_readable_zip
 from build_suite.pipargs import binary_options, index_options
 from build_suite.pipoutput import Downloading, PipEvent, UsingCached
 from build_suite.resolve import Artifact, failure_hint, failure_message
+from build_suite.uvbuild import uv_build_wheel, uv_download_build_deps
 from build_suite.wheelfetch import TEMP_PREFIX, PipContext, download_url, single_file, temp_path
 
 if TYPE_CHECKING:
@@ -237,6 +239,8 @@ class SdistBuilder:
         self.lock = threading.Lock()
         self.build_deps_done: dict[tuple[str, ...], Future] = {}
         self.early_builds: dict[str, Future] = {}
+        # Set when uv resolved the wheelhouse: uv then builds the sdists and fetches their build requirements.
+        self.uv_path: str | None = None
 
     def close(self) -> None:
         """Wait for the build requirement downloads, and delete early builds that the plan did not use.
@@ -336,6 +340,15 @@ class SdistBuilder:
                 timeout=max(1.0, self.context.remaining()), cancel=self.context.cancel,
             )
 
+        if self.uv_path is not None:
+            try:
+                built = uv_build_wheel(self.uv_path, sdist, self.output, self.context, artifact.label)
+            except WheelhouseError as error:
+                self.emit("build", f"building {artifact.label} with uv failed, building with pip: {error.message}")
+            else:
+                keeping.result()
+                return built
+
         early = self.take_early_build(artifact)
         if early is not None:
             keeping.result()
@@ -369,10 +382,15 @@ class SdistBuilder:
         if owner:
             try:
                 if not has_build_deps(requires, folder):
-                    added = download_build_deps(requires, folder, self.context, f"build requirements of {label}")
+                    added = self._download_build_deps(requires, folder, f"build requirements of {label}")
                     self.emit("build", f"kept {len(added)} build requirement wheels for {', '.join(requires)}")
                 future.set_result(folder)
             except BaseException as error:
                 future.set_exception(error)
                 raise
         return future.result()
+
+    def _download_build_deps(self, requires: tuple[str, ...], folder: Path, label: str) -> list[str]:
+        if self.uv_path is not None:
+            return uv_download_build_deps(self.uv_path, requires, folder, self.context, label)
+        return download_build_deps(requires, folder, self.context, label)

@@ -5,12 +5,13 @@ phase's `config`, `output`, `context`, `records`, `lock`, `running`,
 `started`, `phase_name`, `_emit`, `_pip_line`, `_resolve_once`, `_plan_tasks`
 and `_run_tasks`.
 
-With `resolver = "uv"`, uv chooses what to fetch and build. Once the
-wheelhouse is complete, pip resolves the same requirement files against it
-with no index. When pip would install exactly the wheels that are there, pip's
-report becomes the plan. When it would not (a missing dependency, another
-file, a conflict), the phase logs the difference, resolves again with pip, online, and
-fetches or builds what pip chose instead.
+With `resolver = "uv"`, uv chooses what to fetch and builds the sdists
+(uvbuild.py). Once the wheelhouse is complete, pip resolves the same
+requirement files against it with no index. When pip would install exactly
+the wheels that are there, pip's report becomes the plan. When it would not
+(a missing dependency, another file, a conflict), the phase logs the
+difference, resolves again with pip, online, and fetches or builds what pip
+chose instead, with pip.
 
 NOTE: the offline check proves that pip installs exactly this wheelhouse, which
 is what the images do. It does not prove that pip, reading the index, would
@@ -87,6 +88,7 @@ class UvSteps:
                 self.running.pop("resolving with uv", None)
             self.context.runs += 1
         self.uv_resolved = True
+        self.sdists.uv_path = uv_path
         seconds = time.monotonic() - started
         self._emit("resolve", f"uv resolved {len(plan.artifacts)} distributions in {format_duration(seconds)}", seconds=seconds)
         return plan
@@ -110,6 +112,7 @@ class UvSteps:
             return offline
         self._emit("check", f"pip disagrees with uv ({'; '.join(differences)}): resolving again with pip")
         current = {record.filename: record for record in self.records.values()}
+        self.sdists.uv_path = None
         plan = self._resolve_once(current)
         self._run_tasks(self._plan_tasks(plan, current))
         return plan

@@ -67,11 +67,15 @@ class PipContext:
         if self.cancel.is_set() or self.remaining() <= 0:
             raise Cancelled()
 
+    def count_run(self) -> None:
+        """Count one more run of pip or uv, from any thread."""
+        with self._lock:
+            self.runs += 1
+
     def run(self, label: str, subcommand: str, *options: str, watch: Callable[[str], None] | None = None) -> RunResult:
         """Run one pip subcommand, streaming its lines to `watch`, or else to on_line with `label`."""
         self.check()
-        with self._lock:
-            self.runs += 1
+        self.count_run()
         argv = pip_argv(self.command, subcommand, *options)
         result = run_streaming(
             argv,

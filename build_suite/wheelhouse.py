@@ -8,9 +8,10 @@ The phase runs in this order:
    removed, so they are fetched or built again.
 3. Resolve once with pip (resolve.py). The folder's verified wheels are offered
    to pip as find-links, so a built sdist is not built again just for its metadata.
-   With `resolver = "uv"`, uv resolves instead (uvphase.py), and after step 4
-   pip resolves the finished wheelhouse offline: its answer must name exactly
-   the wheels that are there, or pip resolves again online and wins.
+   With `resolver = "uv"`, uv resolves instead (uvphase.py) and builds the
+   sdists (uvbuild.py). After step 4, pip resolves the finished wheelhouse
+   offline: its report must name exactly the wheels that are there, or pip
+   resolves again online and its result replaces uv's.
 4. Download the wheels of the plan in parallel, with urllib from the URL and
    sha256 in pip's report and with pip as a fallback. Build the sdists in
    parallel with `pip wheel --no-deps`. Each sdist that pip fetches while it
@@ -37,7 +38,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -45,7 +46,6 @@ from packaging.utils import canonicalize_name, canonicalize_version
 
 from build_suite import estimate
 from build_suite.crossbuild import (
-    CONTAINER_BUILT,
     ContainerBuilder,
     is_cross_target,
     target_options,
@@ -53,18 +53,20 @@ from build_suite.crossbuild import (
     target_pip_env,
 )
 from build_suite.crossphase import CrossTargetSteps
-from build_suite.errors import WheelhouseError
-from build_suite.manifest import Manifest, WheelRecord, fingerprint, load_manifest, record_for_file, save_manifest
+from build_suite.manifest import Manifest, WheelRecord, fingerprint, load_manifest, save_manifest
 from build_suite.pipargs import default_pip_command, describe_options, pip_env
 from build_suite.pipoutput import PipEvent, PipOutputParser
 from build_suite.resolve import Artifact, Plan, count_requirements, files_use_hashes, included_files, resolve
-from build_suite.sdistbuild import SdistBuilder, build_wheel, check_wheel_identity
+from build_suite.sdistbuild import SdistBuilder
 from build_suite.uvphase import UvSteps
-from build_suite.wheelfetch import Cancelled, PipContext, clean_temp, fetch_wheel, stop_marked_processes
+from build_suite.wheelfetch import PipContext, clean_temp, stop_marked_processes
 from build_suite.wheelhousefolder import FolderSteps
+from build_suite.wheelhousetasks import MAX_SILENCE, RUN_MARKER, TaskSteps
 from build_suite.wheelstatus import Progress, Step, WheelhouseResult, progress_text, summary_text
 
 __all__ = [
+    "MAX_SILENCE",
+    "RUN_MARKER",
     "Progress",
     "Step",
     "WheelhouseResult",
@@ -73,13 +75,6 @@ __all__ = [
     "progress_text",
     "summary_text",
 ]
-
-# The live status must never be silent for longer than this, whatever the
-# configured heartbeat.
-MAX_SILENCE = 3.0
-# Environment variable that marks the pip processes of one run, so a cancel
-# stops exactly those (and no other child of this process).
-RUN_MARKER = "BUILD_SUITE_WHEELHOUSE_RUN"
 
 
 def target_fields(target: object) -> dict[str, object]:
@@ -132,7 +127,7 @@ def build_wheelhouse(
     return phase.run()
 
 
-class _Phase(FolderSteps, CrossTargetSteps, UvSteps):
+class _Phase(TaskSteps, FolderSteps, CrossTargetSteps, UvSteps):
     """The state of one run of the wheelhouse phase."""
 
     def __init__(self, config, target, on_line, on_event, history_path, progress, pip_command, pip_extra_env,
@@ -316,7 +311,7 @@ class _Phase(FolderSteps, CrossTargetSteps, UvSteps):
         return result
 
     def _resolve(self, verified: Mapping[str, WheelRecord]) -> Plan:
-        # Asked first, so that a cross-target build configured for uv says that pip resolves it.
+        # Called first, so that a cross-target build configured for uv logs that pip resolves it.
         uv_path = self._uv_path()
         if self.cross:
             return self._resolve_for_target(verified)
@@ -396,22 +391,6 @@ class _Phase(FolderSteps, CrossTargetSteps, UvSteps):
         )
         return tasks
 
-    def _run_tasks(self, tasks: Sequence[tuple[str, Artifact]]) -> None:
-        if not tasks:
-            return
-        self.phase_name = "fetching"
-        self._emit("download", f"fetching {len(tasks)} wheels with {self.jobs} downloads and {self.build_jobs} builds at a time")
-        futures: dict[Future, Artifact] = {}
-        # Builds first: they take longest, so they should start at once.
-        for kind, artifact in sorted(tasks, key=lambda item: item[0] != "build"):
-            pool, work = (self.builds, self._build) if kind == "build" else (self.downloads, self._download)
-            futures[pool.submit(self._timed, kind, artifact, work)] = artifact
-        try:
-            self._wait_all(futures)
-        finally:
-            if any(not future.done() for future in futures):
-                self.context.cancel.set()
-
     def _shutdown_pools(self) -> None:
         """Wait for the worker threads, then let the sdist builder drop early builds that the plan did not use."""
         for pool in (self.downloads, self.builds):
@@ -429,58 +408,6 @@ class _Phase(FolderSteps, CrossTargetSteps, UvSteps):
             with self.lock:
                 self.running.pop(label, None)
 
-    def _wait_all(self, futures: Mapping[Future, Artifact]) -> None:
-        pending = set(futures)
-        while pending:
-            finished, pending = wait(pending, timeout=MAX_SILENCE, return_when=FIRST_COMPLETED)
-            for future in finished:
-                error = future.exception()
-                if error is not None and not isinstance(error, Cancelled):
-                    self.context.cancel.set()
-                    stop_marked_processes(RUN_MARKER, self.run_id)
-                    raise error
-            if self.context.remaining() <= 0:
-                self._raise_timeout()
-        if self.context.remaining() <= 0:
-            self._raise_timeout()
-
-    def _raise_timeout(self) -> None:
-        now = time.monotonic()
-        with self.lock:
-            running = [f"{label} (running {estimate.format_duration(now - start)})" for label, start in self.running.items()]
-        self.context.cancel.set()
-        stop_marked_processes(RUN_MARKER, self.run_id)
-        timeout = float(self.config.timeout)
-        raise WheelhouseError(
-            f"wheelhouse phase timed out after {estimate.format_duration(timeout)} while {self.phase_name} "
-            f"({self.done} of {self.total} wheels done)"
-            + (": " + ", ".join(running) if running else "")
-            + "; the running pip processes were stopped and partial files removed",
-            "raise [wheelhouse] timeout in buildsuite.toml, or check the network to the package index",
-        )
-
-    def _timed(self, kind: str, artifact: Artifact, work: Callable[[Artifact], WheelRecord]) -> WheelRecord:
-        self.context.check()
-        label = f"{'building' if kind == 'build' else 'downloading'} {artifact.label}"
-        with self.lock:
-            self.running[label] = time.monotonic()
-            task = self.pending_tasks.pop(artifact.name, estimate.Task(artifact.name, kind))
-            self.running_tasks[task] = time.monotonic()
-        self._emit(kind, label, package=artifact.name)
-        try:
-            record = work(artifact)
-        finally:
-            with self.lock:
-                started = self.running.pop(label)
-                self.running_tasks.pop(task, None)
-        with self.lock:
-            self.records[artifact.name] = record
-            self.done += 1
-            (self.built if kind == "build" else self.downloaded).append(record.filename)
-        self._revise_estimate()
-        self._emit(kind, f"{record.filename} {record.source} in {estimate.format_duration(record.seconds)}", artifact.name, time.monotonic() - started)
-        return record
-
     def _resolve_line(self, line: str) -> None:
         """Pass a line of the resolving pip on, and let the sdist builder start early builds."""
         self.sdists.watch_resolve(self._pip_line("resolve", line))
@@ -495,35 +422,6 @@ class _Phase(FolderSteps, CrossTargetSteps, UvSteps):
                 pending, running, self.history, download_jobs=self.jobs, build_jobs=self.build_jobs
             )
             self.estimated_total = now - self.started + left
-
-    def _download(self, artifact: Artifact) -> WheelRecord:
-        started = time.monotonic()
-        final = fetch_wheel(artifact, self.output, self.context, lambda text: self._emit("download", text, artifact.name))
-        seconds = time.monotonic() - started
-        record = record_for_file(final, "downloaded", seconds, sha256=artifact.sha256)
-        with self.lock:
-            self.history.record_download(artifact.name, seconds, record.size)
-        return record
-
-    def _build(self, artifact: Artifact) -> WheelRecord:
-        started = time.monotonic()
-        if artifact.kind == "sdist":
-            temp, filename = self.sdists.build(artifact)
-        else:
-            # NOTE: source trees (local folders, VCS URLs) are built from their
-            # URL with the index, so their build requirements are not kept offline.
-            temp, filename, _ = build_wheel(artifact.url, self.output, self.context, artifact.label, build_deps=None)
-        final = self.output / filename
-        try:
-            check_wheel_identity(filename, artifact)
-        except WheelhouseError:
-            temp.unlink(missing_ok=True)
-            raise
-        os.replace(temp, final)
-        seconds = time.monotonic() - started
-        with self.lock:
-            self.history.record_build(artifact.name, seconds)
-        return record_for_file(final, CONTAINER_BUILT if self.builder else "built", seconds)
 
     def _save_history(self) -> None:
         if self.history_path is None:

@@ -7,8 +7,12 @@ that pip would not install, and uv's failures must be reported.
 
 from __future__ import annotations
 
+import io
 import sys
+import tarfile
 import textwrap
+import time
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,10 +21,13 @@ import pytest
 from build_suite import uvphase
 from build_suite.config import Target, WheelhouseConfig
 from build_suite.errors import WheelhouseError
-from build_suite.manifest import load_manifest
+from build_suite.manifest import is_readable_zip, load_manifest
 from build_suite.pipargs import default_pip_command, pip_env
 from build_suite.resolve import resolve
+from build_suite.sdistbuild import build_wheel
+from build_suite.uvbuild import uv_build_wheel, uv_download_build_deps
 from build_suite.uvresolve import find_uv, resolve_with_uv
+from build_suite.wheelfetch import PipContext
 from build_suite.wheelhouse import Step, build_wheelhouse
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,28 +44,31 @@ def caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"PIP_CACHE_DIR": str(folder / "pip"), "UV_CACHE_DIR": str(folder / "uv")}
 
 
-def build(config: WheelhouseConfig, caches: dict[str, str]) -> tuple[object, list[str]]:
+def build(config: WheelhouseConfig, caches: dict[str, str], lines: list[str] | None = None) -> tuple[object, list[str]]:
     steps: list[str] = []
 
     def on_event(event: object) -> None:
         if isinstance(event, Step):
             steps.append(event.text)
 
-    result = build_wheelhouse(config, Target(), on_event=on_event, pip_extra_env=caches)
+    on_line = lines.append if lines is not None else None
+    result = build_wheelhouse(config, Target(), on_event=on_event, on_line=on_line, pip_extra_env=caches)
     return result, steps
 
 
 def test_uv_builds_the_same_demo_wheelhouse_as_pip(tmp_path: Path, caches: dict[str, str]) -> None:
     config = WheelhouseConfig(requirements=DEMO_REQUIREMENTS, output=tmp_path / "pip", timeout=600)
     by_pip, _ = build(config, caches)
-    by_uv, steps = build(replace(config, output=tmp_path / "uv", resolver="uv"), caches)
+    lines: list[str] = []
+    by_uv, steps = build(replace(config, output=tmp_path / "uv", resolver="uv"), caches, lines)
 
     assert "resolving the requirements with uv" in steps
     assert any(step.startswith("pip installs the same 18 wheels") for step in steps), steps
     assert sorted(w.filename for w in by_uv.wheels) == sorted(w.filename for w in by_pip.wheels)
     assert sorted(p.name for p in (tmp_path / "uv").glob("*.whl")) == sorted(w.filename for w in by_pip.wheels)
-    # docopt has only an sdist: pip built it in both, so its wheel has the same name.
+    # docopt has only an sdist, which uv builds when it resolved.
     assert any(name.startswith("docopt-0.6.2") for name in by_uv.built)
+    assert any(line.startswith("[docopt 0.6.2]") and "Successfully built" in line for line in lines), lines[-20:]
     # The manifest records the version of the pip that ran the offline check.
     assert by_uv.status == "built"
     assert load_manifest(tmp_path / "uv").pip_version
@@ -102,7 +112,7 @@ def write_dropping_uv(folder: Path, drop: str) -> Path:
     return script
 
 
-def test_pip_check_replaces_a_resolution_that_misses_a_dependency(
+def test_pip_check_replaces_incomplete_resolution(
     tmp_path: Path, caches: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     (tmp_path / "requirements.txt").write_text("httpx==0.28.1\n")
@@ -117,7 +127,8 @@ def test_pip_check_replaces_a_resolution_that_misses_a_dependency(
     assert "idna" in disagreement[0]
     assert "resolving the requirements with pip" in steps
     names = sorted(w.name for w in result.wheels)
-    assert "idna" in names and "httpx" in names
+    assert "idna" in names
+    assert "httpx" in names
     assert any(path.name.startswith("idna-") for path in (tmp_path / "wheelhouse").glob("*.whl"))
 
 
@@ -133,7 +144,7 @@ def test_uv_failure_names_the_tool_and_the_package(tmp_path: Path, caches: dict[
     assert not list((tmp_path / "wheelhouse").glob(".tmp-*"))
 
 
-def test_a_cross_target_build_says_pip_resolves_it(tmp_path: Path, caches: dict[str, str]) -> None:
+def test_cross_target_resolves_with_pip(tmp_path: Path, caches: dict[str, str]) -> None:
     (tmp_path / "requirements.txt").write_text("idna==3.10\n")
     config = WheelhouseConfig(
         requirements=(tmp_path / "requirements.txt",), output=tmp_path / "wheelhouse", timeout=600, resolver="uv"
@@ -147,3 +158,81 @@ def test_a_cross_target_build_says_pip_resolves_it(tmp_path: Path, caches: dict[
         )
     assert "no builder container" in info.value.message
     assert any("resolving with pip instead of uv: the target Python differs" in step for step in steps), steps
+
+
+def write_sdist(folder: Path, name: str, version: str, setup_body: str = "") -> Path:
+    """Write a setuptools sdist of one module; `setup_body` is extra code run by its setup.py."""
+    prefix = f"{name}-{version}"
+    files = {
+        "pyproject.toml": '[build-system]\nrequires = ["setuptools>=61"]\nbuild-backend = "setuptools.build_meta"\n',
+        "setup.py": f"{setup_body}\nfrom setuptools import setup\nsetup(name={name!r}, version={version!r}, py_modules=[{name!r}])\n",
+        f"{name}.py": "VALUE = 1\n",
+        "PKG-INFO": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+    }
+    path = folder / f"{prefix}.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        for relative, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(f"{prefix}/{relative}")
+            info.size = len(data)
+            info.mtime = 1_700_000_000
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def pip_context(config: WheelhouseConfig, caches: dict[str, str], lines: list[str]) -> PipContext:
+    return PipContext(
+        command=tuple(default_pip_command()),
+        env=pip_env(isolate=True, extra=caches),
+        config=config,
+        deadline=time.monotonic() + 600,
+        stall_timeout=120,
+        on_line=lambda label, line: lines.append(f"[{label}] {line}"),
+    )
+
+
+def test_uv_builds_the_wheel_pip_builds(tmp_path: Path, caches: dict[str, str]) -> None:
+    sdist = write_sdist(tmp_path, "bsuvsame", "1.0")
+    config = WheelhouseConfig(requirements=(), output=tmp_path / "wheelhouse", timeout=600)
+    config.output.mkdir()
+    lines: list[str] = []
+    context = pip_context(config, caches, lines)
+
+    uv_temp, uv_name = uv_build_wheel(find_uv(), sdist, config.output, context, "bsuvsame 1.0")
+    pip_temp, pip_name, _ = build_wheel(str(sdist), config.output, context, "bsuvsame 1.0", build_deps=None)
+
+    assert uv_name == pip_name == "bsuvsame-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(uv_temp) as by_uv, zipfile.ZipFile(pip_temp) as by_pip:
+        assert sorted(by_uv.namelist()) == sorted(by_pip.namelist())
+        for member in by_pip.namelist():
+            assert by_uv.read(member) == by_pip.read(member), member
+    assert context.runs == 2
+
+
+def test_uv_build_failure_names_the_sdist(tmp_path: Path, caches: dict[str, str]) -> None:
+    sdist = write_sdist(tmp_path, "bsuvbroken", "1.0", setup_body='raise SystemExit("bsuvbroken refuses to build")')
+    config = WheelhouseConfig(requirements=(), output=tmp_path / "wheelhouse", timeout=600)
+    config.output.mkdir()
+    lines: list[str] = []
+    with pytest.raises(WheelhouseError) as info:
+        uv_build_wheel(find_uv(), sdist, config.output, pip_context(config, caches, lines), "bsuvbroken 1.0")
+    assert info.value.message.startswith("uv failed with exit code")
+    assert "while building bsuvbroken 1.0" in info.value.message
+    assert "bsuvbroken refuses to build" in info.value.message
+    assert list(config.output.iterdir()) == []
+
+
+def test_uv_keeps_build_requirements_whole(tmp_path: Path, caches: dict[str, str]) -> None:
+    config = WheelhouseConfig(requirements=(), output=tmp_path / "wheelhouse", timeout=600)
+    folder = tmp_path / "build-deps"
+    lines: list[str] = []
+    context = pip_context(config, caches, lines)
+    added = uv_download_build_deps(find_uv(), ["setuptools>=61", "wheel"], folder, context, "test")
+
+    names = sorted(path.name for path in folder.iterdir())
+    assert names == sorted(added)
+    assert any(name.startswith("setuptools-") for name in names)
+    assert any(name.startswith("wheel-") for name in names)
+    assert all(name.endswith(".whl") and is_readable_zip(folder / name) for name in names)
+    # A second call finds every file in place and fetches nothing.
+    assert uv_download_build_deps(find_uv(), ["setuptools>=61", "wheel"], folder, context, "test") == []

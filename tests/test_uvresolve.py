@@ -11,6 +11,7 @@ from build_suite.config import WheelhouseConfig
 from build_suite.errors import WheelhouseError
 from build_suite.manifest import WheelRecord
 from build_suite.resolve import Artifact, Plan
+from build_suite.uvbuild import build_argv
 from build_suite.uvphase import plan_differences
 from build_suite.uvresolve import (
     INDEX_STRATEGY,
@@ -222,3 +223,15 @@ def test_plan_differences_caps_the_list() -> None:
     lines = plan_differences(plan, {}, limit=3)
     assert len(lines) == 4
     assert lines[-1] == "and 5 more"
+
+
+def test_build_argv_index_options(tmp_path: Path) -> None:
+    config = WheelhouseConfig(requirements=(), index_url="https://index.invalid/simple", find_links=("links",))
+    arguments = build_argv(tmp_path / "pkg-1.0.tar.gz", tmp_path / "out", config, python="/usr/bin/python3")
+    joined = " ".join(arguments)
+    assert arguments[:3] == ["build", "--no-config", "--wheel"]
+    assert "--python /usr/bin/python3" in joined
+    assert f"--out-dir {tmp_path / 'out'}" in joined
+    assert " ".join(INDEX_STRATEGY) in joined
+    assert "--index-url https://index.invalid/simple --find-links links" in joined
+    assert arguments[-1] == str(tmp_path / "pkg-1.0.tar.gz")
