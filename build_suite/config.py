@@ -10,6 +10,7 @@ The schema is documented in docs/configuration.md.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import tomllib
 from dataclasses import dataclass, field
@@ -244,6 +245,13 @@ def _read_target(table: TableReader) -> Target:
     return target
 
 
+def resolve_link(base: Path, link: str) -> str:
+    """Return a find-links entry with a relative folder made absolute against `base`; URLs stay as they are."""
+    if "://" in link:
+        return link
+    return os.path.normpath(base / Path(link).expanduser())
+
+
 def _read_wheelhouse(table: TableReader) -> WheelhouseConfig:
     default = WheelhouseConfig(requirements=())
     requirements = table.paths("requirements", required=True, kind="file")
@@ -259,7 +267,7 @@ def _read_wheelhouse(table: TableReader) -> WheelhouseConfig:
         isolate_pip_config=table.boolean("isolate_pip_config", default.isolate_pip_config),
         index_url=table.string("index_url", None),
         extra_index_urls=table.strings("extra_index_urls"),
-        find_links=table.strings("find_links"),
+        find_links=tuple(resolve_link(table.base, link) for link in table.strings("find_links")),
         no_binary=table.strings("no_binary"),
         only_binary=table.strings("only_binary"),
         require_hashes=table.boolean("require_hashes", default.require_hashes),

@@ -36,6 +36,7 @@ import requests.exceptions
 from packaging.utils import canonicalize_name, canonicalize_version
 
 from build_suite.errors import WheelhouseError
+from build_suite.manifest import make_temp_file
 from build_suite.target import ARCHITECTURE_ALIASES, TargetSpec, marker_environment, platform_tags
 from build_suite.targetpip import MARKER_VARIABLE
 
@@ -328,8 +329,7 @@ class ContainerBuilder:
             wheels = sorted(work.glob("*.whl"))
             if len(wheels) != 1:
                 raise WheelhouseError(f"building {label} in the builder container made {len(wheels)} wheels, expected 1")
-            handle, name = tempfile.mkstemp(prefix=f".tmp-{wheels[0].name}.", dir=folder)
-            os.close(handle)
+            name = make_temp_file(folder, f".tmp-{wheels[0].name}.")
             # Copy, then rename: the wheel appears in `folder` complete or not at all.
             shutil.copyfile(wheels[0], name)
             return Path(name), wheels[0].name

@@ -163,12 +163,35 @@ def load_manifest(folder: Path) -> Manifest | None:
         return None
 
 
+def umask() -> int:
+    """Return the process's file mode creation mask, read without changing it (Linux), else 0o022."""
+    try:
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0o022
+
+
+def make_temp_file(folder: Path, prefix: str, suffix: str = "") -> Path:
+    """Create an empty temporary file in `folder` with the mode a plain new file gets (0o666 less the umask).
+
+    tempfile.mkstemp creates files readable by their owner only. Wheels and the
+    manifest must keep the usual mode, because images and other users read them.
+    """
+    handle, name = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    os.close(handle)
+    os.chmod(name, 0o666 & ~umask())
+    return Path(name)
+
+
 def write_json_atomic(path: Path, data: object) -> None:
     """Write `data` as JSON to `path` through a temporary file in the same folder and os.replace."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    temp_name = make_temp_file(path.parent, ".tmp-", ".json")
     try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+        with open(temp_name, "w", encoding="utf-8") as stream:
             json.dump(data, stream, indent=2, sort_keys=True)
             stream.write("\n")
         os.replace(temp_name, path)

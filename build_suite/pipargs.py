@@ -109,4 +109,6 @@ def describe_options(config: object) -> dict[str, object]:
         "only_binary": list(getattr(config, "only_binary", ())),
         "require_hashes": bool(getattr(config, "require_hashes", False)),
         "isolate_pip_config": bool(getattr(config, "isolate_pip_config", True)),
+        # A switch of resolver resolves again, so the wheelhouse contains what the chosen resolver picks.
+        "resolver": str(getattr(config, "resolver", "pip")),
     }

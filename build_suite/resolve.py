@@ -295,11 +295,13 @@ def failure_message(step: str, result: object, tool: str = "pip") -> str:
     return f"{tool} {reason} while {step}" + (f"; last output:\n{tail}" if tail else "")
 
 
-def failure_hint(result: object) -> str:
-    """Return what the user can do about a failed pip run."""
+def failure_hint(result: object, tool: str = "pip") -> str:
+    """Return what the user can do about a failed run of `tool` (pip or uv)."""
     if getattr(result, "timed_out", False):
         return "raise [wheelhouse] timeout in buildsuite.toml, or check the network to the package index"
     if getattr(result, "stalled", False):
         return "raise [wheelhouse] stall_timeout, or check the network to the package index"
+    if tool == "uv":
+        return "read uv's output above; set [wheelhouse] resolver = \"pip\" to see pip's account of the same problem"
     return "read pip's output above; run the same pip command by hand to reproduce it"
 

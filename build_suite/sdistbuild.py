@@ -273,7 +273,7 @@ class SdistBuilder:
         if first:
             # Most sdists build with setuptools, so its wheels are fetched now
             # and a later has_build_deps check finds them.
-            self.build_deps_pool.submit(self._ensure_build_deps, LEGACY_BUILD_REQUIRES, "sdists")
+            self.build_deps_pool.submit(self.ensure_build_deps, LEGACY_BUILD_REQUIRES, "sdists")
 
     def _early_build(self, name: str, version: str, filename: str) -> tuple[Path, str, str | None]:
         """Build `name==version` from the index while pip is still resolving.
@@ -332,7 +332,7 @@ class SdistBuilder:
         sdist = sdists / artifact.filename
         if not sdist.exists() or (artifact.sha256 and check_file(sdist, artifact.sha256)):
             download_url(artifact.url, sdist, sha256=artifact.sha256, context=self.context)
-        keeping = self.build_deps_pool.submit(self._ensure_build_deps, build_requires(sdist), artifact.label)
+        keeping = self.build_deps_pool.submit(self.ensure_build_deps, build_requires(sdist), artifact.label)
         if self.container is not None:
             keeping.result()
             return self.container.build_wheel(
@@ -369,7 +369,7 @@ class SdistBuilder:
         keeping.result()
         return temp, filename
 
-    def _ensure_build_deps(self, requires: tuple[str, ...], label: str) -> Path:
+    def ensure_build_deps(self, requires: tuple[str, ...], label: str) -> Path:
         """Download the build requirements once per distinct set, shared by every sdist that needs it."""
         folder = self.output / BUILD_DEPS_FOLDER
         key = tuple(sorted(requires))

@@ -56,7 +56,7 @@ def uv_build_wheel(uv_path: str, sdist: Path, folder: Path, context: PipContext,
     try:
         result = run_uv(uv_path, context, label, *build_argv(sdist, work, context.config))
         if not result.ok:
-            raise WheelhouseError(failure_message(f"building {label}", result, tool="uv"), failure_hint(result))
+            raise WheelhouseError(failure_message(f"building {label}", result, tool="uv"), failure_hint(result, "uv"))
         wheel = single_file(work, ".whl", label)
         if not is_readable_zip(wheel):
             raise WheelhouseError(f"uv built an unreadable wheel {wheel.name} for {label}")
@@ -86,7 +86,8 @@ def uv_download_build_deps(
         result = run_uv(uv_path, context, label, *arguments)
         if not result.ok:
             raise WheelhouseError(
-                failure_message(f"resolving the build requirements of {label}", result, tool="uv"), failure_hint(result)
+                failure_message(f"resolving the build requirements of {label}", result, tool="uv"),
+                failure_hint(result, "uv"),
             )
         missing = [a for a in load_pylock(lock_path).artifacts if not (folder / a.filename).exists()]
         with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="wheelhouse-build-deps-fetch") as pool:

@@ -112,6 +112,7 @@ class UvSteps:
             return offline
         self._emit("check", f"pip disagrees with uv ({'; '.join(differences)}): resolving again with pip")
         current = {record.filename: record for record in self.records.values()}
+        self.uv_resolved = False
         self.sdists.uv_path = None
         plan = self._resolve_once(current)
         self._run_tasks(self._plan_tasks(plan, current))

@@ -205,7 +205,10 @@ def resolve_with_uv(
         if result.interrupted:
             raise KeyboardInterrupt
         if not result.ok:
-            raise WheelhouseError(failure_message("resolving the requirements", result, tool="uv"), failure_hint(result))
+            files = ", ".join(str(path) for path in getattr(config, "requirements", ()))
+            raise WheelhouseError(
+                failure_message(f"resolving the requirements in {files}", result, tool="uv"), failure_hint(result, "uv")
+            )
         return load_pylock(lock_path, no_binary=tuple(getattr(config, "no_binary", ())))
     finally:
         shutil.rmtree(folder, ignore_errors=True)

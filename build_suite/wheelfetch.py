@@ -27,7 +27,7 @@ from pathlib import Path
 import psutil
 
 from build_suite.errors import WheelhouseError
-from build_suite.manifest import check_file
+from build_suite.manifest import check_file, make_temp_file
 from build_suite.pipargs import index_options, pip_argv
 from build_suite.piprunner import RunResult, run_streaming
 from build_suite.redact import redact
@@ -91,9 +91,7 @@ class PipContext:
 
 def temp_path(folder: Path, filename: str) -> Path:
     """Return a fresh temporary path in `folder` for a file that will become `filename`."""
-    handle, name = tempfile.mkstemp(prefix=f"{TEMP_PREFIX}{filename}.", dir=folder)
-    os.close(handle)
-    return Path(name)
+    return make_temp_file(folder, f"{TEMP_PREFIX}{filename}.")
 
 
 def clean_temp(folder: Path) -> list[str]:

@@ -276,6 +276,7 @@ class _Phase(TaskSteps, FolderSteps, CrossTargetSteps, UvSteps):
         self._check_matches_plan(plan, wheels)
         if self.builder is not None:
             self._check_in_image(plan)
+        self._repair_build_deps()
         build_deps = self._build_dep_records(manifest)
         target = target_fields(self.target) | ({"builder_image": builder_image} if builder_image else {})
         result_manifest = Manifest(
@@ -306,6 +307,7 @@ class _Phase(TaskSteps, FolderSteps, CrossTargetSteps, UvSteps):
             duration=duration,
             pip_runs=self.context.runs,
             manifest_path=manifest_path,
+            resolver="uv" if self.uv_resolved else "pip",
         )
         self._emit("done", result.summary, seconds=duration)
         return result

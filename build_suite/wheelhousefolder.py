@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from packaging.utils import canonicalize_name, canonicalize_version
 
 from build_suite.errors import WheelhouseError
 from build_suite.manifest import Manifest, WheelRecord, check_file, check_records, is_readable_zip, record_for_file
 from build_suite.resolve import Plan
-from build_suite.sdistbuild import BUILD_DEPS_FOLDER
+from build_suite.sdistbuild import BUILD_DEPS_FOLDER, SDIST_FOLDER, build_requires, has_build_deps
 from build_suite.wheelstatus import WheelhouseResult
 
 
@@ -47,23 +48,48 @@ class FolderSteps:
         return self._result("reused", manifest.wheels, manifest.build_deps, manifest_path, duration)
 
     def _verify_existing(self, manifest: Manifest | None) -> dict[str, WheelRecord]:
-        """Check the wheels in the folder and remove the bad ones; return the good ones by file name."""
+        """Check the wheels in the folder and remove the bad ones; return the good ones by file name.
+
+        The build requirement wheels in build-deps/ are checked and pruned the same way.
+        """
         known = {record.filename: record for record in (manifest.wheels if manifest else ())}
         verified: dict[str, WheelRecord] = {}
         for path in sorted(self.output.glob("*.whl")):
             record = known.get(path.name)
-            problem = check_file(path, record.sha256, record.size) if record else None
-            if problem is None and not is_readable_zip(path):
-                problem = "not a readable zip archive"
-            if problem is not None:
-                path.unlink(missing_ok=True)
-                self.removed.append(path.name)
-                self._emit("remove", f"removed {path.name}: {problem}; it will be fetched again")
+            if self._remove_if_bad(path, record, path.name):
                 continue
-            if record is None:
-                record = record_for_file(path, "reused", 0.0)
-            verified[path.name] = record
+            verified[path.name] = record or record_for_file(path, "reused", 0.0)
+        known_deps = {record.filename: record for record in (manifest.build_deps if manifest else ())}
+        folder = self.output / BUILD_DEPS_FOLDER
+        for path in sorted(folder.glob("*.whl")) if folder.is_dir() else ():
+            self._remove_if_bad(path, known_deps.get(path.name), f"{BUILD_DEPS_FOLDER}/{path.name}")
         return verified
+
+    def _remove_if_bad(self, path: Path, record: WheelRecord | None, shown: str) -> bool:
+        """Remove `path` when it differs from its manifest `record` or is no readable zip; tell whether it was removed."""
+        problem = check_file(path, record.sha256, record.size) if record else None
+        if problem is None and not is_readable_zip(path):
+            problem = "not a readable zip archive"
+        if problem is None:
+            return False
+        path.unlink(missing_ok=True)
+        self.removed.append(shown)
+        self._emit("remove", f"removed {shown}: {problem}; it will be fetched again")
+        return True
+
+    def _repair_build_deps(self) -> None:
+        """Fetch the build requirements that a kept sdist lacks, so that it still builds offline."""
+        folder = self.output / SDIST_FOLDER
+        for sdist in sorted(folder.glob("*")) if folder.is_dir() else ():
+            if sdist.name.startswith(".") or not sdist.name.endswith((".tar.gz", ".zip")):
+                continue
+            try:
+                requires = build_requires(sdist)
+            except WheelhouseError as error:
+                self._emit("check", f"{SDIST_FOLDER}/{sdist.name}: {error.message}; its build requirements are not checked")
+                continue
+            if not has_build_deps(requires, self.output / BUILD_DEPS_FOLDER):
+                self.sdists.ensure_build_deps(requires, sdist.name)
 
     def _remove_unplanned(self, plan: Plan) -> None:
         keep = {record.filename for record in self.records.values()}

@@ -29,6 +29,21 @@ MAX_SILENCE = 3.0
 RUN_MARKER = "BUILD_SUITE_WHEELHOUSE_RUN"
 
 
+def plural(count: int, noun: str) -> str:
+    """Return "1 wheel", "2 wheels" and so on."""
+    return f"{count} {noun}" + ("" if count == 1 else "s")
+
+
+def fetching_text(downloads: int, builds: int, download_jobs: int, build_jobs: int) -> str:
+    """Return the line that starts the downloads and builds, with how many of each run at a time."""
+    parts = []
+    if downloads:
+        parts.append(f"downloading {plural(downloads, 'wheel')}, up to {download_jobs} at a time")
+    if builds:
+        parts.append(f"building {plural(builds, 'wheel')} from source, up to {build_jobs} at a time")
+    return "; ".join(parts)
+
+
 class TaskSteps:
     """The steps that fetch and build the wheels of a plan."""
 
@@ -36,7 +51,8 @@ class TaskSteps:
         if not tasks:
             return
         self.phase_name = "fetching"
-        self._emit("download", f"fetching {len(tasks)} wheels with {self.jobs} downloads and {self.build_jobs} builds at a time")
+        builds = sum(1 for kind, _ in tasks if kind == "build")
+        self._emit("download", fetching_text(len(tasks) - builds, builds, self.jobs, self.build_jobs))
         futures: dict[Future, Artifact] = {}
         # Builds first: they take longest, so they should start at once.
         for kind, artifact in sorted(tasks, key=lambda item: item[0] != "build"):

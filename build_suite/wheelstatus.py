@@ -51,6 +51,8 @@ class WheelhouseResult:
     duration: float
     pip_runs: int
     manifest_path: Path
+    # The tool whose resolution the wheelhouse holds: "pip", or "uv" when pip's offline check agreed.
+    resolver: str = "pip"
 
     @property
     def summary(self) -> str:

@@ -326,11 +326,16 @@ def wheelhouse(request: pytest.FixtureRequest, build_state: BuildSession, enviro
         if isinstance(event, Step):
             build_output.line(f"wheelhouse: {event.text}")
 
+    def log_tool_line(line: str) -> None:
+        # Step texts reach the log through on_event above. The lines of pip and uv carry a "[label] " prefix.
+        if line.startswith("["):
+            build_output.log(line)
+
     failure = None
     try:
         # Under pytest-xdist each worker runs this fixture; the lock lets one build while the others wait.
         with FolderLock(config.wheelhouse.output):
-            result = build_wheelhouse(config.wheelhouse, target, on_line=build_output.log, on_event=on_event,
+            result = build_wheelhouse(config.wheelhouse, target, on_line=log_tool_line, on_event=on_event,
                                       history_path=history_path(build_state), progress=live, builder=builder)
     except BuildSuiteError as error:
         failure = explain_no_space(error, config)
@@ -376,7 +381,9 @@ def wheelhouse_record(result: WheelhouseResult, offset: float) -> dict[str, Any]
         "manifest": str(result.manifest_path),
         "estimated_seconds": round(result.estimated_seconds, 3),
         "actual_seconds": round(result.duration, 3),
+        # Runs of pip and, with the uv resolver, of uv.
         "pip_runs": result.pip_runs,
+        "resolver": result.resolver,
         "counts": {"wheels": len(result.wheels), "downloaded": len(result.downloaded), "built": len(result.built),
                    "reused": len(result.reused), "removed": len(result.removed),
                    "build_dependencies": len(result.build_deps)},

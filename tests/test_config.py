@@ -84,6 +84,14 @@ def test_valid_config_loads(project: Path) -> None:
     assert len(config.digest) == 64
 
 
+def test_find_links_relative_to_config(project: Path) -> None:
+    text = VALID.replace("timeout = 120", 'timeout = 120\nfind_links = ["../links", "https://files.invalid/links/", "/abs/links"]')
+    (project / "sub").mkdir()
+    config = load_config(write_config(project / "sub", text.replace('["requirements.txt"]', '["../requirements.txt"]')
+                                      .replace('dockerfile = "Dockerfile"', 'dockerfile = "../Dockerfile"')))
+    assert config.wheelhouse.find_links == (str(project / "links"), "https://files.invalid/links/", "/abs/links")
+
+
 def test_resolver_uv_is_read(project: Path) -> None:
     config = load_config(write_config(project, VALID.replace("timeout = 120", 'timeout = 120\nresolver = "uv"')))
     assert config.wheelhouse.resolver == "uv"

@@ -56,13 +56,15 @@ def build(config: WheelhouseConfig, caches: dict[str, str], lines: list[str] | N
     return result, steps
 
 
-def test_uv_builds_the_same_demo_wheelhouse_as_pip(tmp_path: Path, caches: dict[str, str]) -> None:
+def test_uv_demo_wheelhouse_matches_pip(tmp_path: Path, caches: dict[str, str]) -> None:
     config = WheelhouseConfig(requirements=DEMO_REQUIREMENTS, output=tmp_path / "pip", timeout=600)
     by_pip, _ = build(config, caches)
     lines: list[str] = []
     by_uv, steps = build(replace(config, output=tmp_path / "uv", resolver="uv"), caches, lines)
 
     assert "resolving the requirements with uv" in steps
+    assert by_uv.resolver == "uv"
+    assert by_pip.resolver == "pip"
     assert any(step.startswith("pip installs the same 18 wheels") for step in steps), steps
     assert sorted(w.filename for w in by_uv.wheels) == sorted(w.filename for w in by_pip.wheels)
     assert sorted(p.name for p in (tmp_path / "uv").glob("*.whl")) == sorted(w.filename for w in by_pip.wheels)
@@ -74,7 +76,7 @@ def test_uv_builds_the_same_demo_wheelhouse_as_pip(tmp_path: Path, caches: dict[
     assert load_manifest(tmp_path / "uv").pip_version
 
 
-def test_uv_resolves_the_real_input_as_pip_does(tmp_path: Path, caches: dict[str, str]) -> None:
+def test_uv_real_input_matches_pip(tmp_path: Path, caches: dict[str, str]) -> None:
     config = WheelhouseConfig(requirements=(REAL_INPUT_API,), output=tmp_path, timeout=600)
     env = pip_env(isolate=True, extra=caches)
     lines: list[str] = []
@@ -88,6 +90,22 @@ def test_uv_resolves_the_real_input_as_pip_does(tmp_path: Path, caches: dict[str
     assert len(by_pip.artifacts) > 50
     assert files(by_uv) == files(by_pip)
     assert [a.sha256 for a in by_uv.artifacts] == [a.sha256 for a in by_pip.artifacts]
+
+
+def test_switching_resolver_resolves_again(tmp_path: Path, caches: dict[str, str]) -> None:
+    (tmp_path / "requirements.txt").write_text("idna==3.10\nsniffio==1.3.1\n")
+    config = WheelhouseConfig(
+        requirements=(tmp_path / "requirements.txt",), output=tmp_path / "wheelhouse", timeout=600, resolver="uv"
+    )
+    first, _ = build(config, caches)
+    second, steps = build(replace(config, resolver="pip"), caches)
+
+    assert first.resolver == "uv"
+    assert second.status == "updated"
+    assert second.resolver == "pip"
+    assert "resolving the requirements with pip" in steps
+    assert second.downloaded == ()
+    assert sorted(second.reused) == sorted(w.filename for w in first.wheels)
 
 
 def write_dropping_uv(folder: Path, drop: str) -> Path:
@@ -126,13 +144,14 @@ def test_pip_check_replaces_incomplete_resolution(
     assert disagreement, steps
     assert "idna" in disagreement[0]
     assert "resolving the requirements with pip" in steps
+    assert result.resolver == "pip"
     names = sorted(w.name for w in result.wheels)
     assert "idna" in names
     assert "httpx" in names
     assert any(path.name.startswith("idna-") for path in (tmp_path / "wheelhouse").glob("*.whl"))
 
 
-def test_uv_failure_names_the_tool_and_the_package(tmp_path: Path, caches: dict[str, str]) -> None:
+def test_uv_failure_names_package(tmp_path: Path, caches: dict[str, str]) -> None:
     (tmp_path / "requirements.txt").write_text("build-suite-no-such-distribution-7c1f==1.0\n")
     config = WheelhouseConfig(
         requirements=(tmp_path / "requirements.txt",), output=tmp_path / "wheelhouse", timeout=600, resolver="uv"
@@ -141,6 +160,8 @@ def test_uv_failure_names_the_tool_and_the_package(tmp_path: Path, caches: dict[
         build(config, caches)
     assert info.value.message.startswith("uv failed with exit code")
     assert "build-suite-no-such-distribution-7c1f" in info.value.message
+    assert str(tmp_path / "requirements.txt") in info.value.message
+    assert 'resolver = "pip"' in info.value.hint
     assert not list((tmp_path / "wheelhouse").glob(".tmp-*"))
 
 
@@ -191,7 +212,7 @@ def pip_context(config: WheelhouseConfig, caches: dict[str, str], lines: list[st
     )
 
 
-def test_uv_builds_the_wheel_pip_builds(tmp_path: Path, caches: dict[str, str]) -> None:
+def test_uv_wheel_matches_pip_wheel(tmp_path: Path, caches: dict[str, str]) -> None:
     sdist = write_sdist(tmp_path, "bsuvsame", "1.0")
     config = WheelhouseConfig(requirements=(), output=tmp_path / "wheelhouse", timeout=600)
     config.output.mkdir()
@@ -209,7 +230,7 @@ def test_uv_builds_the_wheel_pip_builds(tmp_path: Path, caches: dict[str, str]) 
     assert context.runs == 2
 
 
-def test_uv_build_failure_names_the_sdist(tmp_path: Path, caches: dict[str, str]) -> None:
+def test_uv_build_failure_names_sdist(tmp_path: Path, caches: dict[str, str]) -> None:
     sdist = write_sdist(tmp_path, "bsuvbroken", "1.0", setup_body='raise SystemExit("bsuvbroken refuses to build")')
     config = WheelhouseConfig(requirements=(), output=tmp_path / "wheelhouse", timeout=600)
     config.output.mkdir()

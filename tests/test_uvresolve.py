@@ -22,6 +22,7 @@ from build_suite.uvresolve import (
     unsupported_reason,
     uv_env,
 )
+from build_suite.wheelhousetasks import fetching_text
 
 # The first tags of CPython 3.11 on manylinux x86_64, in the order pip prefers them.
 PRIORITIES = tag_priorities(
@@ -235,3 +236,11 @@ def test_build_argv_index_options(tmp_path: Path) -> None:
     assert " ".join(INDEX_STRATEGY) in joined
     assert "--index-url https://index.invalid/simple --find-links links" in joined
     assert arguments[-1] == str(tmp_path / "pkg-1.0.tar.gz")
+
+
+def test_fetching_text_counts_each_kind() -> None:
+    assert fetching_text(3, 1, 4, 2) == (
+        "downloading 3 wheels, up to 4 at a time; building 1 wheel from source, up to 2 at a time"
+    )
+    assert fetching_text(1, 0, 4, 2) == "downloading 1 wheel, up to 4 at a time"
+    assert fetching_text(0, 2, 4, 2) == "building 2 wheels from source, up to 2 at a time"

@@ -22,7 +22,7 @@ import pytest
 
 from build_suite.config import Target, WheelhouseConfig
 from build_suite.errors import WheelhouseError
-from build_suite.manifest import MANIFEST_NAME, is_readable_zip, load_manifest, sha256_file
+from build_suite.manifest import MANIFEST_NAME, is_readable_zip, load_manifest, sha256_file, umask
 from build_suite.pipargs import pip_env
 from build_suite.wheelhouse import RUN_MARKER, Progress, Step, build_wheelhouse, progress_text
 
@@ -228,6 +228,31 @@ def test_corrupt_downloaded_wheel_fetched_again(copy_of_built) -> None:
     assert manifest is not None
     recorded = {r.filename: r.sha256 for r in manifest.wheels}
     assert sha256_file(wheel) == recorded[wheel.name]
+
+
+def test_corrupt_build_requirement_fetched_again(copy_of_built) -> None:
+    output = Path(copy_of_built.output)
+    kept = next((output / "build-deps").glob("wheel-*.whl"))
+    size = kept.stat().st_size
+    kept.write_bytes(kept.read_bytes()[:500])
+    result = build_wheelhouse(copy_of_built, Target())
+
+    assert f"build-deps/{kept.name}" in result.removed
+    assert kept.stat().st_size == size
+    assert is_readable_zip(kept)
+    recorded = {r.filename: r for r in result.build_deps}
+    assert recorded[kept.name].size == size
+    assert recorded[kept.name].sha256 == sha256_file(kept)
+    assert build_wheelhouse(copy_of_built, Target()).status == "reused"
+
+
+def test_files_keep_the_usual_mode(built) -> None:
+    config, result, _ = built
+    expected = 0o666 & ~umask()
+    modes = {path.name: path.stat().st_mode & 0o777 for path in Path(config.output).glob("*.whl")}
+    modes[MANIFEST_NAME] = (Path(config.output) / MANIFEST_NAME).stat().st_mode & 0o777
+    assert modes
+    assert {name: mode for name, mode in modes.items() if mode != expected} == {}
 
 
 def test_stray_temp_files_removed(copy_of_built) -> None:
