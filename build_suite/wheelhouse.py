@@ -168,6 +168,7 @@ class _Phase(TaskSteps, FolderSteps, CrossTargetSteps, UvSteps):
         # The fields below are shared with the worker threads, which change them under self.lock.
         self.parsers: dict[str, PipOutputParser] = {}
         self.lock = threading.Lock()
+        self.publish_lock = threading.Lock()
         self.phase_name = "checking"
         self.done = 0
         self.total = 0
@@ -205,7 +206,10 @@ class _Phase(TaskSteps, FolderSteps, CrossTargetSteps, UvSteps):
             return Progress(self.phase_name, self.done, self.total, running, now - self.started, self.estimated_total)
 
     def _publish(self) -> None:
-        self.on_progress(self._snapshot())
+        # Worker threads and the heartbeat publish at once. Taking the snapshot and publishing it under one lock
+        # keeps an older snapshot from being shown after a newer one, so the counts never step back.
+        with self.publish_lock:
+            self.on_progress(self._snapshot())
 
     def _heartbeat(self, stop: threading.Event) -> None:
         # Beating at 80 % of the limit leaves room for sampling the monitors and for a loaded scheduler.

@@ -28,7 +28,7 @@ from build_suite.sdistbuild import build_wheel
 from build_suite.uvbuild import uv_build_wheel, uv_download_build_deps
 from build_suite.uvresolve import find_uv, resolve_with_uv
 from build_suite.wheelfetch import PipContext
-from build_suite.wheelhouse import Step, build_wheelhouse
+from build_suite.wheelhouse import Progress, Step, build_wheelhouse
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_REQUIREMENTS = tuple(sorted((ROOT / "examples" / "demo-stack" / "requirements").glob("*.txt")))
@@ -44,7 +44,9 @@ def caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     return {"PIP_CACHE_DIR": str(folder / "pip"), "UV_CACHE_DIR": str(folder / "uv")}
 
 
-def build(config: WheelhouseConfig, caches: dict[str, str], lines: list[str] | None = None) -> tuple[object, list[str]]:
+def build(
+    config: WheelhouseConfig, caches: dict[str, str], lines: list[str] | None = None, reports: list[Progress] | None = None
+) -> tuple[object, list[str]]:
     steps: list[str] = []
 
     def on_event(event: object) -> None:
@@ -52,7 +54,10 @@ def build(config: WheelhouseConfig, caches: dict[str, str], lines: list[str] | N
             steps.append(event.text)
 
     on_line = lines.append if lines is not None else None
-    result = build_wheelhouse(config, Target(), on_event=on_event, on_line=on_line, pip_extra_env=caches)
+    progress = reports.append if reports is not None else None
+    result = build_wheelhouse(
+        config, Target(), on_event=on_event, on_line=on_line, pip_extra_env=caches, progress=progress
+    )
     return result, steps
 
 
@@ -60,7 +65,12 @@ def test_uv_demo_wheelhouse_matches_pip(tmp_path: Path, caches: dict[str, str]) 
     config = WheelhouseConfig(requirements=DEMO_REQUIREMENTS, output=tmp_path / "pip", timeout=600)
     by_pip, _ = build(config, caches)
     lines: list[str] = []
-    by_uv, steps = build(replace(config, output=tmp_path / "uv", resolver="uv"), caches, lines)
+    reports: list[Progress] = []
+    by_uv, steps = build(replace(config, output=tmp_path / "uv", resolver="uv"), caches, lines, reports)
+    # The live counts never step back, though worker threads and the heartbeat publish at once.
+    done = [report.done for report in reports]
+    assert done == sorted(done)
+    assert done[-1] == 18
 
     assert "resolving the requirements with uv" in steps
     assert by_uv.resolver == "uv"
