@@ -150,7 +150,8 @@ class _Phase(TaskSteps, FolderSteps, CrossTargetSteps, UvSteps):
         self.started = time.monotonic()
         self.deadline = self.started + float(config.timeout)
         self.jobs = max(1, int(getattr(config, "jobs", 4)))
-        self.build_jobs = max(1, min(self.jobs, os.cpu_count() or 1))
+        # One build more than the cores: each build also waits on process start-up, downloads and the disk.
+        self.build_jobs = max(1, min(self.jobs, (os.cpu_count() or 1) + 1))
 
         self.run_id = f"{os.getpid()}-{time.time_ns()}"
         env = pip_env(isolate=bool(getattr(config, "isolate_pip_config", True)), extra=pip_extra_env)
