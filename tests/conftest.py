@@ -7,6 +7,7 @@ import pytest
 
 from build_suite.containers import remove_labelled
 from build_suite.engine import EngineUnreachableError, connect_engine
+from stack import cleanup_projects, engine_client, package_index  # noqa: F401 - fixtures for every test module
 
 BASE_IMAGE = "localhost/build-suite/python:3.11-bookworm"
 TEST_LABEL = "build-suite.test"

@@ -16,14 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from test_faults import (
+from stack import (
     ROOT,
     build_command,
     build_env,
-    cleanup_projects,  # noqa: F401 - a fixture used by the image and container cases
-    engine_client,  # noqa: F401 - a fixture that cleanup_projects needs
     needs_engine,
-    package_index,  # noqa: F401 - a fixture: the loopback index
     project_name,
     wheel_bytes,
     write_stack,

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from test_faults import ROOT, build_command, build_env, package_index, write_stack  # noqa: F401
+from stack import ROOT, build_command, build_env, write_stack
 
 pytest_plugins = ["pytester"]
 
