@@ -290,17 +290,20 @@ def wheelhouse_builder(request: pytest.FixtureRequest, state: BuildSession, engi
     so a same-target wheelhouse builds without an engine.
     """
     config = state.config
+    if not is_cross_target(config.target):
+        return None
+    failure = None
     try:
-        if not is_cross_target(config.target):
-            return None
         image = builder_image_name(config.base_image_names())
         request.getfixturevalue("base_images")
         builder = ContainerBuilder(engine_holder.get().client, image, labels=project_labels(state),
                                    on_line=lambda label, line: output.log(f"[{label}] {line}"))
         version = builder.check_python(config.target)
     except BuildSuiteError as error:
-        fail(error)
-        raise
+        failure = error
+    # Failing outside the except block keeps "During handling of the above exception" out of the report.
+    if failure is not None:
+        fail(failure)
     output.line(f"wheelhouse: target Python {config.target.python}: sdists build in {image} (Python {version})")
     return builder
 

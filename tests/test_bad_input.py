@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -246,3 +247,21 @@ def test_probe_on_closed_port_names_service(tmp_path: Path, package_index: str,
     assert "service 'app': not healthy after 3s" in output, output[-3000:]
     assert "8001" in output, output[-3000:]
     assert "Traceback" not in output
+
+
+@needs_engine
+@pytest.mark.slow
+def test_target_python_mismatch_shown_once(tmp_path: Path, package_index: str, cleanup_projects: list[str]) -> None:
+    # The bookworm base image has Python 3.11, so a 3.12 target cannot build there.
+    config = write_stack(tmp_path, package_index)
+    host = f'python = "{sys.version_info.major}.{sys.version_info.minor}"'
+    config.write_text(config.read_text().replace(host, 'python = "3.12"', 1))
+    cleanup_projects.append(project_name(config))
+    result = subprocess.run(build_command(config, tmp_path / "reports", "-m", "wheelhouse"), capture_output=True,
+                            text=True, env=build_env(), cwd=ROOT, timeout=300)
+    output = result.stdout + result.stderr
+
+    assert result.returncode == 1, output[-3000:]
+    assert "but [target] python is 3.12" in output, output[-3000:]
+    assert "During handling of the above exception" not in output, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
