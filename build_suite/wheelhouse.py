@@ -337,8 +337,9 @@ class _Phase(TaskSteps, FolderSteps, CrossTargetSteps, UvSteps):
         # picks, and a locally built wheel never matches an sdist's hash.
         # NOTE: with hashes, a cross-target build cannot offer its container-built wheels, so sdists fail there.
         find_links = [self.output] if verified and not uses_hashes else []
+        started = time.monotonic()
         with self.lock:
-            self.running["resolving"] = time.monotonic()
+            self.running["resolving"] = started
         try:
             plan = resolve(
                 self.config,
@@ -356,7 +357,7 @@ class _Phase(TaskSteps, FolderSteps, CrossTargetSteps, UvSteps):
             with self.lock:
                 self.running.pop("resolving", None)
             self.context.runs += 1
-        seconds = time.monotonic() - self.started
+        seconds = time.monotonic() - started
         self._emit("resolve", f"resolved {len(plan.artifacts)} distributions in {estimate.format_duration(seconds)}", seconds=seconds)
         return plan
 

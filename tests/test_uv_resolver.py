@@ -45,13 +45,20 @@ def caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 
 
 def build(
-    config: WheelhouseConfig, caches: dict[str, str], lines: list[str] | None = None, reports: list[Progress] | None = None
+    config: WheelhouseConfig,
+    caches: dict[str, str],
+    lines: list[str] | None = None,
+    reports: list[Progress] | None = None,
+    timings: dict[str, float | None] | None = None,
 ) -> tuple[object, list[str]]:
+    """Build the wheelhouse; return the result and the text of each step. `timings` gets each step's seconds."""
     steps: list[str] = []
 
     def on_event(event: object) -> None:
         if isinstance(event, Step):
             steps.append(event.text)
+            if timings is not None:
+                timings[event.text] = event.seconds
 
     on_line = lines.append if lines is not None else None
     progress = reports.append if reports is not None else None
@@ -148,13 +155,18 @@ def test_pip_check_replaces_incomplete_resolution(
     config = WheelhouseConfig(
         requirements=(tmp_path / "requirements.txt",), output=tmp_path / "wheelhouse", timeout=600, resolver="uv"
     )
-    result, steps = build(config, caches)
+    timings: dict[str, float | None] = {}
+    result, steps = build(config, caches, timings=timings)
 
     disagreement = [step for step in steps if step.startswith("pip disagrees with uv")]
     assert disagreement, steps
     assert "idna" in disagreement[0]
     assert "resolving the requirements with pip" in steps
     assert result.resolver == "pip"
+    # Each resolve reports its own time, not the time since the phase started.
+    by_uv = next(seconds for text, seconds in timings.items() if text.startswith("uv resolved"))
+    by_pip = next(seconds for text, seconds in timings.items() if text.startswith("resolved "))
+    assert by_uv + by_pip <= result.duration
     names = sorted(w.name for w in result.wheels)
     assert "idna" in names
     assert "httpx" in names
