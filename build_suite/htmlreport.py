@@ -111,6 +111,20 @@ def figure_text(value: float | None, unit: str | None) -> str | None:
     return format_value(float(value), unit or "")
 
 
+def security_checks_table(build: dict[str, Any]) -> str:
+    """List each security check that ran or was skipped, per service, with its finding count."""
+    checks = (build.get("security") or {}).get("checks") or {}
+    rows = []
+    for check, entry in sorted(checks.items()):
+        if "status" in entry:
+            # The vulnerability check covers the wheelhouse as a whole, not one service.
+            rows.append([check, "wheelhouse", entry.get("status"), entry.get("vulnerabilities"), entry.get("reason")])
+            continue
+        for service, result in sorted(entry.items()):
+            rows.append([check, service, result.get("status"), result.get("findings"), None])
+    return table("Security checks", ["check", "service", "status", "findings", "note"], rows)
+
+
 def findings_table(build: dict[str, Any]) -> str:
     security = build.get("security") or {}
     rows = [[finding.get("check"), finding.get("where"), finding.get("kind"), finding.get("severity"),
@@ -149,4 +163,5 @@ def timeline_svg(build: dict[str, Any], width: int = 900) -> str:
 
 def summary_html(build: dict[str, Any]) -> list[str]:
     return [STYLE, facts_table(build), phases_table(build), timeline_svg(build), wheels_table(build),
-            images_table(build), containers_table(build), benchmarks_table(build), findings_table(build)]
+            images_table(build), containers_table(build), benchmarks_table(build), security_checks_table(build),
+            findings_table(build)]

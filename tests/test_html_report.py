@@ -21,7 +21,7 @@ from test_phases import ENGINE_PROBLEM, copy_demo_stack, remove_project, run_bui
 
 CHROMIUM = shutil.which("chromium")
 FAKE_KEY = "AKIA" + "HTMLFAKE7EXAMPLE"  # access-key-shaped, made up for this test
-TABLES = ["Build", "Phases", "Wheels", "Images", "Containers", "Benchmarks", "Security findings"]
+TABLES = ["Build", "Phases", "Wheels", "Images", "Containers", "Benchmarks", "Security checks", "Security findings"]
 
 pytestmark = [
     pytest.mark.slow,
@@ -156,6 +156,12 @@ def test_report_rows_match_build(tables: TableReader) -> None:
     assert {row["where"] for row in secrets} == {"services/worker/worker/keys.py:1"}
     assert sorted(row["message"] for row in secrets) == ["service api: possible secret in the build context",
                                                          "service worker: possible secret in the build context"]
+    checks = {(row["check"], row["service"]): row for row in rows_of(tables, "Security checks")}
+    for check in ("secrets", "hadolint", "image"):
+        for service in ("api", "worker"):
+            assert checks[(check, service)]["status"] == "checked", checks
+    assert checks[("secrets", "worker")]["findings"] == "1"
+    assert checks[("vulnerabilities", "wheelhouse")]["status"] in ("checked", "unavailable")
     phases = {row["phase"]: row for row in rows_of(tables, "Phases")}
     assert phases["security"]["outcome"] == "failed"
     assert phases["images"]["outcome"] == "passed"

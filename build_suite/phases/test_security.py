@@ -23,8 +23,14 @@ def add_findings(section, check, findings):
     section["findings"].extend({"check": check, **finding} for finding in findings)
 
 
+def record_check(section, check, service_name, status, findings=0):
+    """Record that `check` ran ("checked") or was turned off ("off") for one service, with its finding count."""
+    section["checks"].setdefault(check, {})[service_name] = {"status": status, "findings": findings}
+
+
 def test_no_secrets_in_context(service_name, build_config, build_state, security_section):
     if not build_config.security.secrets:
+        record_check(security_section, "secrets", service_name, "off")
         pytest.skip("secret scanning is off: [security] secrets = false")
     service = build_config.service(service_name)
     # The build's own outputs are skipped: the SBOM and wheel-time history hold sha256 digests that read as
@@ -36,6 +42,7 @@ def test_no_secrets_in_context(service_name, build_config, build_state, security
     add_findings(security_section, "secrets", [
         {"where": f"{finding.file}:{finding.line}", "kind": finding.kind, "severity": "high",
          "message": f"service {service_name}: possible secret in the build context"} for finding in findings])
+    record_check(security_section, "secrets", service_name, "checked", len(findings))
     messages = [secret_scan.format_finding(finding) for finding in findings]
     assert not findings, (f"service {service_name!r}: secrets in the build context {service.context}:\n"
                           + "\n".join(messages)
@@ -86,6 +93,7 @@ def test_no_known_vulnerabilities(wheelhouse, build_config, security_section):
 def test_dockerfile_lint(service_name, build_config, security_section):
     settings = build_config.security
     if not settings.hadolint:
+        record_check(security_section, "hadolint", service_name, "off")
         pytest.skip("Dockerfile lint is off: [security] hadolint = false")
     service = build_config.service(service_name)
     result = hadolint.lint_dockerfile(service.dockerfile, settings.hadolint_failure_level,
@@ -93,6 +101,7 @@ def test_dockerfile_lint(service_name, build_config, security_section):
     add_findings(security_section, "hadolint", [
         {"where": f"{finding.file}:{finding.line}", "kind": finding.code, "severity": finding.level,
          "message": finding.message} for finding in result.findings])
+    record_check(security_section, "hadolint", service_name, "checked", len(result.findings))
     assert result.passed, (f"service {service_name!r}: hadolint findings at or above "
                            f"{settings.hadolint_failure_level} in {service.dockerfile}:\n"
                            + "\n".join(hadolint.format_finding(finding) for finding in result.failures))
@@ -105,5 +114,6 @@ def test_image_safe(service_name, build_config, images, engine, security_section
     add_findings(security_section, "image", [
         {"where": f"{service_name} {finding.name}" if finding.name else service_name, "kind": finding.kind,
          "severity": "high", "message": finding.reason} for finding in findings])
+    record_check(security_section, "image", service_name, "checked", len(findings))
     assert not findings, (f"service {service_name!r}: image problems:\n"
                           + "\n".join(imagecheck.format_finding(finding) for finding in findings))
