@@ -112,16 +112,14 @@ def figure_text(value: float | None, unit: str | None) -> str | None:
 
 
 def security_checks_table(build: dict[str, Any]) -> str:
-    """List each security check that ran or was skipped, per service, with its finding count."""
-    checks = (build.get("security") or {}).get("checks") or {}
+    """List each security check that ran or was turned off, with its finding count: per service, then the wheelhouse's."""
+    security = build.get("security") or {}
     rows = []
-    for check, entry in sorted(checks.items()):
-        if "status" in entry:
-            # The vulnerability check covers the wheelhouse as a whole, not one service.
-            rows.append([check, "wheelhouse", entry.get("status"), entry.get("vulnerabilities"), entry.get("reason")])
-            continue
-        for service, result in sorted(entry.items()):
+    for check, services in sorted((security.get("service_checks") or {}).items()):
+        for service, result in sorted(services.items()):
             rows.append([check, service, result.get("status"), result.get("findings"), None])
+    for check, result in sorted((security.get("checks") or {}).items()):
+        rows.append([check, "wheelhouse", result.get("status"), result.get("vulnerabilities"), result.get("reason")])
     return table("Security checks", ["check", "service", "status", "findings", "note"], rows)
 
 

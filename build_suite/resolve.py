@@ -203,6 +203,11 @@ def load_report(path: Path) -> Plan:
     return parse_report(data)
 
 
+def url_filename(url: str) -> str:
+    """Return the file name at the end of a URL or path, with %-escapes decoded."""
+    return unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+
+
 def _parse_entry(entry: Mapping[str, object]) -> Artifact:
     metadata = entry.get("metadata") or {}
     info = entry.get("download_info") or {}
@@ -221,7 +226,7 @@ def _parse_entry(entry: Mapping[str, object]) -> Artifact:
         if sha256 is None and str(archive.get("hash", "")).startswith("sha256="):
             sha256 = str(archive["hash"]).split("=", 1)[1]
 
-    filename = unquote(urlsplit(url).path.rstrip("/").rsplit("/", 1)[-1])
+    filename = url_filename(url)
     if not isinstance(archive, Mapping):
         kind = "source"
     elif filename.endswith(".whl"):

@@ -10,6 +10,7 @@ without the index.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -23,15 +24,18 @@ from build_suite.manifest import is_readable_zip
 from build_suite.pipargs import index_options
 from build_suite.piprunner import RunResult, run_streaming
 from build_suite.resolve import failure_hint, failure_message
-from build_suite.uvresolve import INDEX_STRATEGY, load_pylock, uv_env
+from build_suite.uvresolve import INDEX_STRATEGY, resolve_with_uv, uv_env
 from build_suite.wheelfetch import TEMP_PREFIX, PipContext, download_url, single_file, temp_path
 
 
 def run_uv(uv_path: str, context: PipContext, label: str, *arguments: str) -> RunResult:
-    """Run one uv command with the phase's deadline, stall limit and cancel flag, streaming its lines."""
+    """Run one uv command with the phase's deadline, stall limit and cancel flag, streaming its lines.
+
+    Raises Cancelled when the phase stops or its deadline passes during the run, as PipContext.run does.
+    """
     context.check()
     context.count_run()
-    return run_streaming(
+    result = run_streaming(
         [uv_path, *arguments],
         env=uv_env(context.env),
         on_line=lambda line: context.on_line(label, line),
@@ -39,6 +43,8 @@ def run_uv(uv_path: str, context: PipContext, label: str, *arguments: str) -> Ru
         stall_timeout=context.stall_timeout,
         cancel=context.cancel,
     )
+    context.check()
+    return result
 
 
 def build_argv(sdist: Path, out_dir: Path, config: object, python: str = sys.executable) -> list[str]:
@@ -78,18 +84,25 @@ def uv_download_build_deps(
     folder.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=TEMP_PREFIX, dir=folder))
     try:
-        (work / "requires.txt").write_text("".join(f"{text}\n" for text in requires), encoding="utf-8")
-        lock_path = work / "pylock.toml"
-        arguments = ["pip", "compile", "--no-config", "--no-header", "--format", "pylock.toml", "--only-binary", ":all:"]
-        arguments += ["--python", sys.executable, "--output-file", str(lock_path), *INDEX_STRATEGY]
-        arguments += [*index_options(context.config), str(work / "requires.txt")]
-        result = run_uv(uv_path, context, label, *arguments)
-        if not result.ok:
-            raise WheelhouseError(
-                failure_message(f"resolving the build requirements of {label}", result, tool="uv"),
-                failure_hint(result, "uv"),
+        requires_file = work / "requires.txt"
+        requires_file.write_text("".join(f"{text}\n" for text in requires), encoding="utf-8")
+        # The same index options as the wheelhouse, and wheels only, as pip's build isolation installs them.
+        config = dataclasses.replace(
+            context.config, requirements=(requires_file,), constraints=(), no_binary=(), only_binary=(":all:",)
+        )
+        context.check()
+        context.count_run()
+        try:
+            plan = resolve_with_uv(
+                uv_path, config, env=context.env, on_line=lambda line: context.on_line(label, line),
+                timeout=max(1.0, context.remaining()), stall_timeout=context.stall_timeout, work_dir=work,
+                step=f"resolving the build requirements of {label}", cancel=context.cancel,
             )
-        missing = [a for a in load_pylock(lock_path).artifacts if not (folder / a.filename).exists()]
+        except WheelhouseError:
+            # A run stopped by the phase raises Cancelled, not the failure that stopping it caused.
+            context.check()
+            raise
+        missing = [a for a in plan.artifacts if not (folder / a.filename).exists()]
         with ThreadPoolExecutor(max(1, jobs), thread_name_prefix="wheelhouse-build-deps-fetch") as pool:
             downloads = [
                 pool.submit(download_url, a.url, folder / a.filename, sha256=a.sha256, context=context) for a in missing

@@ -1,9 +1,9 @@
 """The uv steps of the wheelhouse phase: a fast resolve with uv, then pip's offline check of the result.
 
 UvSteps is a base class of the phase in wheelhouse.py. Its methods use the
-phase's `config`, `output`, `context`, `records`, `lock`, `running`,
-`started`, `phase_name`, `_emit`, `_pip_line`, `_resolve_once`, `_plan_tasks`
-and `_run_tasks`.
+phase's `config`, `target`, `output`, `context`, `records`, `sdists`,
+`phase_name`, `_emit`, `_pip_line`, `_tracking`, `_resolve_once`,
+`_plan_tasks` and `_run_tasks`.
 
 With `resolver = "uv"`, uv chooses what to fetch and builds the sdists
 (uvbuild.py). Once the wheelhouse is complete, pip resolves the same
@@ -70,10 +70,9 @@ class UvSteps:
     def _resolve_with_uv(self, uv_path: str) -> Plan:
         self.phase_name = "resolving"
         self._emit("resolve", "resolving the requirements with uv")
-        with self.lock:
-            self.running["resolving with uv"] = time.monotonic()
         started = time.monotonic()
-        try:
+        self.context.count_run()
+        with self._tracking("resolving with uv"):
             plan = resolve_with_uv(
                 uv_path,
                 self.config,
@@ -82,11 +81,8 @@ class UvSteps:
                 timeout=max(1.0, self.context.remaining()),
                 stall_timeout=self.context.stall_timeout,
                 work_dir=self.output,
+                cancel=self.context.cancel,
             )
-        finally:
-            with self.lock:
-                self.running.pop("resolving with uv", None)
-            self.context.runs += 1
         self.uv_resolved = True
         self.sdists.uv_path = uv_path
         seconds = time.monotonic() - started
@@ -119,9 +115,8 @@ class UvSteps:
         return plan
 
     def _offline_plan(self) -> Plan:
-        with self.lock:
-            self.running["checking with pip"] = time.monotonic()
-        try:
+        self.context.count_run()
+        with self._tracking("checking with pip"):
             return resolve(
                 self.config,
                 pip_command=self.context.command,
@@ -133,7 +128,3 @@ class UvSteps:
                 local_find_links=[self.output],
                 offline=True,
             )
-        finally:
-            with self.lock:
-                self.running.pop("checking with pip", None)
-            self.context.runs += 1

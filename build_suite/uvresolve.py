@@ -23,10 +23,10 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import tomllib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 from packaging.markers import InvalidMarker, Marker
 from packaging.tags import Tag, sys_tags
@@ -36,7 +36,7 @@ from build_suite.errors import WheelhouseError
 from build_suite.pipargs import index_options
 from build_suite.piprunner import run_streaming
 from build_suite.redact import redact
-from build_suite.resolve import Artifact, Plan, failure_hint, failure_message, files_use_hashes
+from build_suite.resolve import Artifact, Plan, failure_hint, failure_message, files_use_hashes, url_filename
 
 # pip merges the candidates of every index and takes the best. uv by default
 # stops at the first index that has the package, so the strategy is set to pip's.
@@ -191,24 +191,29 @@ def resolve_with_uv(
     timeout: float,
     stall_timeout: float | None,
     work_dir: Path,
+    step: str | None = None,
+    cancel: threading.Event | None = None,
 ) -> Plan:
     """Run `uv pip compile` over the config's requirement files and return its Plan for this interpreter.
 
-    Raises WheelhouseError when uv fails, times out or stalls, with its last lines.
+    `step` names what is resolved in an error message (by default, the
+    requirement files). Setting `cancel` stops uv. Raises WheelhouseError when
+    uv fails, times out or stalls, with its last lines.
     """
     folder = Path(tempfile.mkdtemp(prefix=".tmp-uv-", dir=work_dir))
     # uv insists on this file name for the pylock.toml format.
     lock_path = folder / "pylock.toml"
     try:
         argv = compile_argv(uv_path, config, lock_path)
-        result = run_streaming(argv, env=uv_env(env), on_line=on_line, timeout=timeout, stall_timeout=stall_timeout)
+        result = run_streaming(
+            argv, env=uv_env(env), on_line=on_line, timeout=timeout, stall_timeout=stall_timeout, cancel=cancel
+        )
         if result.interrupted:
             raise KeyboardInterrupt
         if not result.ok:
-            files = ", ".join(str(path) for path in getattr(config, "requirements", ()))
-            raise WheelhouseError(
-                failure_message(f"resolving the requirements in {files}", result, tool="uv"), failure_hint(result, "uv")
-            )
+            if step is None:
+                step = "resolving the requirements in " + ", ".join(str(path) for path in getattr(config, "requirements", ()))
+            raise WheelhouseError(failure_message(step, result, tool="uv"), failure_hint(result, "uv"))
         return load_pylock(lock_path, no_binary=tuple(getattr(config, "no_binary", ())))
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -227,8 +232,7 @@ def _applies(package: Mapping[str, object], marker_env: Mapping[str, str] | None
 def _filename(entry: Mapping[str, object]) -> str:
     if entry.get("name"):
         return str(entry["name"])
-    location = str(entry.get("url") or entry.get("path") or "")
-    return unquote(urlsplit(location).path.rstrip("/").rsplit("/", 1)[-1])
+    return url_filename(str(entry.get("url") or entry.get("path") or ""))
 
 
 def _path_url(entry: Mapping[str, object], base: Path | None) -> str:

@@ -115,6 +115,9 @@ def build_wheelhouse(
 ) -> WheelhouseResult:
     """Fill `config.output` with the wheels that pip would install for the config's requirements.
 
+    `on_line` receives each output line of pip and uv, prefixed with the
+    "[label] " of its task. `on_event` receives the parsed pip events and each
+    Step of the phase, which carries the phase's own messages.
     `pip_command` replaces `python -m pip` of the running interpreter (for a
     cross-target build: crossbuild.target_pip_command), and `pip_extra_env`
     sets variables that survive the pip config isolation (for example
@@ -189,7 +192,6 @@ class _Phase(TaskSteps, FolderSteps, CrossTargetSteps, UvSteps):
 
     def _emit(self, kind: str, text: str, package: str | None = None, seconds: float | None = None) -> None:
         self.on_event(Step(kind, text, package, seconds))
-        self.on_line(text)
         self._publish()
 
     def _pip_line(self, label: str, line: str) -> PipEvent:
@@ -338,9 +340,8 @@ class _Phase(TaskSteps, FolderSteps, CrossTargetSteps, UvSteps):
         # NOTE: with hashes, a cross-target build cannot offer its container-built wheels, so sdists fail there.
         find_links = [self.output] if verified and not uses_hashes else []
         started = time.monotonic()
-        with self.lock:
-            self.running["resolving"] = started
-        try:
+        self.context.count_run()
+        with self._tracking("resolving"):
             plan = resolve(
                 self.config,
                 pip_command=self.context.command,
@@ -353,10 +354,6 @@ class _Phase(TaskSteps, FolderSteps, CrossTargetSteps, UvSteps):
                 target_options=self.context.target_options if target else (),
                 ignore_requires_python=ignore_requires_python,
             )
-        finally:
-            with self.lock:
-                self.running.pop("resolving", None)
-            self.context.runs += 1
         seconds = time.monotonic() - started
         self._emit("resolve", f"resolved {len(plan.artifacts)} distributions in {estimate.format_duration(seconds)}", seconds=seconds)
         return plan

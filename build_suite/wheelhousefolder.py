@@ -65,16 +65,19 @@ class FolderSteps:
             self._remove_if_bad(path, known_deps.get(path.name), f"{BUILD_DEPS_FOLDER}/{path.name}")
         return verified
 
-    def _remove_if_bad(self, path: Path, record: WheelRecord | None, shown: str) -> bool:
-        """Remove `path` when it differs from its manifest `record` or is no readable zip; tell whether it was removed."""
+    def _remove_if_bad(self, path: Path, record: WheelRecord | None, label: str) -> bool:
+        """Remove `path` when it differs from its manifest `record` or is not a readable zip; return whether it was removed.
+
+        `label` names the file in the log and in the removed list.
+        """
         problem = check_file(path, record.sha256, record.size) if record else None
         if problem is None and not is_readable_zip(path):
             problem = "not a readable zip archive"
         if problem is None:
             return False
         path.unlink(missing_ok=True)
-        self.removed.append(shown)
-        self._emit("remove", f"removed {shown}: {problem}; it will be fetched again")
+        self.removed.append(label)
+        self._emit("remove", f"removed {label}: {problem}; it will be fetched again")
         return True
 
     def _repair_build_deps(self) -> None:

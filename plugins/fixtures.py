@@ -329,16 +329,11 @@ def wheelhouse(request: pytest.FixtureRequest, build_state: BuildSession, enviro
         if isinstance(event, Step):
             build_output.line(f"wheelhouse: {event.text}")
 
-    def log_tool_line(line: str) -> None:
-        # Step texts reach the log through on_event above. The lines of pip and uv carry a "[label] " prefix.
-        if line.startswith("["):
-            build_output.log(line)
-
     failure = None
     try:
         # Under pytest-xdist each worker runs this fixture; the lock lets one build while the others wait.
         with FolderLock(config.wheelhouse.output):
-            result = build_wheelhouse(config.wheelhouse, target, on_line=log_tool_line, on_event=on_event,
+            result = build_wheelhouse(config.wheelhouse, target, on_line=build_output.log, on_event=on_event,
                                       history_path=history_path(build_state), progress=live, builder=builder)
     except BuildSuiteError as error:
         failure = explain_no_space(error, config)

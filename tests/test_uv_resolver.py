@@ -88,6 +88,8 @@ def test_uv_demo_wheelhouse_matches_pip(tmp_path: Path, caches: dict[str, str]) 
     # docopt has only an sdist, which uv builds when it resolved.
     assert any(name.startswith("docopt-0.6.2") for name in by_uv.built)
     assert any(line.startswith("[docopt 0.6.2]") and "Successfully built" in line for line in lines), lines[-20:]
+    # on_line carries the output of pip and uv only, each line under its task's label.
+    assert all(line.startswith("[") for line in lines), [line for line in lines if not line.startswith("[")][:5]
     # The manifest records the version of the pip that ran the offline check.
     assert by_uv.status == "built"
     assert load_manifest(tmp_path / "uv").pip_version

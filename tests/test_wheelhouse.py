@@ -232,17 +232,17 @@ def test_corrupt_downloaded_wheel_fetched_again(copy_of_built) -> None:
 
 def test_corrupt_build_requirement_fetched_again(copy_of_built) -> None:
     output = Path(copy_of_built.output)
-    kept = next((output / "build-deps").glob("wheel-*.whl"))
-    size = kept.stat().st_size
-    kept.write_bytes(kept.read_bytes()[:500])
+    build_dep = next((output / "build-deps").glob("wheel-*.whl"))
+    size = build_dep.stat().st_size
+    build_dep.write_bytes(build_dep.read_bytes()[:500])
     result = build_wheelhouse(copy_of_built, Target())
 
-    assert f"build-deps/{kept.name}" in result.removed
-    assert kept.stat().st_size == size
-    assert is_readable_zip(kept)
+    assert f"build-deps/{build_dep.name}" in result.removed
+    assert build_dep.stat().st_size == size
+    assert is_readable_zip(build_dep)
     recorded = {r.filename: r for r in result.build_deps}
-    assert recorded[kept.name].size == size
-    assert recorded[kept.name].sha256 == sha256_file(kept)
+    assert recorded[build_dep.name].size == size
+    assert recorded[build_dep.name].sha256 == sha256_file(build_dep)
     assert build_wheelhouse(copy_of_built, Target()).status == "reused"
 
 

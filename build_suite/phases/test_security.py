@@ -14,7 +14,8 @@ OSV_DATABASE_VARIABLE = "BUILD_SUITE_OSV_DATABASE"
 
 @pytest.fixture(scope="module")
 def security_section(build_state):
-    section = {"findings": [], "checks": {}}
+    # `checks` covers the wheelhouse as a whole, `service_checks` each service's build context and image.
+    section = {"findings": [], "checks": {}, "service_checks": {}}
     build_state.record.set_section("security", section)
     return section
 
@@ -25,7 +26,7 @@ def add_findings(section, check, findings):
 
 def record_check(section, check, service_name, status, findings=0):
     """Record that `check` ran ("checked") or was turned off ("off") for one service, with its finding count."""
-    section["checks"].setdefault(check, {})[service_name] = {"status": status, "findings": findings}
+    section["service_checks"].setdefault(check, {})[service_name] = {"status": status, "findings": findings}
 
 
 def test_no_secrets_in_context(service_name, build_config, build_state, security_section):
