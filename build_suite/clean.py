@@ -10,6 +10,7 @@ from build_suite.config import BuildConfig
 from build_suite.containers import remove_labelled
 from build_suite.engine import connect_engine
 from build_suite.errors import BuildSuiteError
+from build_suite.heartbeat import Heartbeat
 
 PROJECT_LABEL = "build-suite.project"
 # Kept by --clean: the timing and benchmark history that estimates and comparisons learn from.
@@ -32,8 +33,14 @@ def clean_reports(report_dir: Path) -> list[str]:
     return removed
 
 
-def clean_build(config: BuildConfig, report_dir: Path, say: Callable[[str], None]) -> None:
-    """Remove the project's wheelhouse, its labelled containers, networks and images, and its reports."""
+def clean_build(
+    config: BuildConfig, report_dir: Path, say: Callable[[str], None], status: Callable[[str], None] | None = None
+) -> None:
+    """Remove the project's wheelhouse, its labelled containers, networks and images, and its reports.
+
+    `say` prints each result. `status` shows a heartbeat while the engine
+    removes images, which can take many seconds.
+    """
     wheelhouse = config.wheelhouse.output
     if wheelhouse.is_dir():
         shutil.rmtree(wheelhouse)
@@ -47,7 +54,9 @@ def clean_build(config: BuildConfig, report_dir: Path, say: Callable[[str], None
         say(f"clean: engine unreachable, containers and images not removed: {error.message}")
         return
     try:
-        result = remove_labelled(connection.client, label, images=True)
+        with Heartbeat("clean", status or say) as beat:
+            beat.update(f"removing the containers, networks and images labelled {label}")
+            result = remove_labelled(connection.client, label, images=True)
     finally:
         connection.close()
     say(f"clean: removed {len(result.containers)} containers, {len(result.networks)} networks and "

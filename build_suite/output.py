@@ -4,8 +4,11 @@ Output policy:
 
 * ``tty``: a terminal. Status text replaces one updating line (carriage
   return and erase-to-end-of-line), and permanent lines are printed above it.
-* ``plain``: a CI log or a pipe. Every status text becomes its own line, so a
-  log shows a line at least every heartbeat and never depends on cursor moves.
+* ``plain``: a CI log or a pipe. Status texts become lines of their own, so
+  a log never depends on cursor moves. Only one status line is written per
+  ``plain_interval``. A status that comes sooner is held back and written when
+  the interval ends, unless a newer status or a permanent line replaces it.
+  So the limit never makes a silence longer.
 * ``quiet``: status text is dropped, permanent lines are still printed.
 
 Every line, status included, is also passed with a timestamp to the tee
@@ -71,8 +74,10 @@ class Output:
         self._tees = list(tees or [])
         self._lock = threading.Lock()
         self._status_shown = False
-        self.last_write = 0.0
         self.plain_interval = plain_interval
+        self._last_status = 0.0
+        self._held: str | None = None
+        self._flush_timer: threading.Timer | None = None
 
     def add_tee(self, tee: Tee) -> None:
         with self._lock:
@@ -93,9 +98,8 @@ class Output:
             if self.mode == "tty":
                 self._emit("\r" + fit_to_width(text, self.width) + "\x1b[K")
                 self._status_shown = True
-            elif time.monotonic() - self.last_write >= self.plain_interval:
-                # A CI log gets at most one status line per interval; the heartbeat keeps gaps under 3 s.
-                self._emit(text + "\n")
+            else:
+                self._plain_status(text)
 
     def line(self, text: str) -> None:
         """Print a permanent line, above the status line on a terminal."""
@@ -103,6 +107,8 @@ class Output:
         with self._lock:
             self._tee(text)
             self._clear_status()
+            # A held-back status is older than this line, so it is dropped.
+            self._held = None
             self._emit(text + "\n")
 
     def log(self, text: str) -> None:
@@ -114,7 +120,28 @@ class Output:
     def clear(self) -> None:
         """Erase the status line, so that later output starts on a clean line."""
         with self._lock:
+            self._held = None
             self._clear_status()
+
+    def _plain_status(self, text: str) -> None:
+        """Write a status line now, or hold it until `plain_interval` has passed since the last one."""
+        wait = self._last_status + self.plain_interval - time.monotonic()
+        if wait <= 0:
+            self._held = None
+            self._emit(text + "\n")
+            self._last_status = time.monotonic()
+            return
+        self._held = text
+        if self._flush_timer is None:
+            self._flush_timer = threading.Timer(wait, self._flush_held)
+            self._flush_timer.daemon = True
+            self._flush_timer.start()
+
+    def _flush_held(self) -> None:
+        with self._lock:
+            self._flush_timer = None
+            if self._held is not None:
+                self._plain_status(self._held)
 
     def _clear_status(self) -> None:
         if self._status_shown:
@@ -123,7 +150,6 @@ class Output:
 
     def _emit(self, text: str) -> None:
         self._write(text)
-        self.last_write = time.monotonic()
 
     def _tee(self, text: str) -> None:
         stamped = stamp(text)

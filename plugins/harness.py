@@ -164,7 +164,7 @@ def start_build_session(config: pytest.Config) -> BuildSession:
         take_build_lock(config, state)
         if state.clean:
             notice = Output(stream_writer(sys.stderr), "plain")
-            clean_build(build_config, state.report_dir, notice.line)
+            clean_build(build_config, state.report_dir, notice.line, notice.status)
     config.pluginmanager.register(RepeatedSetupFailures(), "build-suite-repeated-failures")
     config.pluginmanager.register(PhaseCounter(record, state.started), "build-suite-phase-counter")
     # SIGTERM ends the build like Ctrl-C, so the finally blocks remove containers and write the reports.

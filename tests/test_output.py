@@ -52,6 +52,27 @@ def test_plain_mode_limits_status_rate() -> None:
     assert written == ["first\n", "a permanent line always shows\n"]
 
 
+def test_plain_mode_writes_held_status_later() -> None:
+    written: list[str] = []
+    output = Output(written.append, "plain", plain_interval=0.2)
+    output.status("first")
+    output.status("second, held back")
+    output.status("third, replaces the second")
+    assert written == ["first\n"]
+    deadline = time.monotonic() + 5
+    while len(written) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert written == ["first\n", "third, replaces the second\n"]
+
+
+def test_plain_status_after_line_not_held() -> None:
+    written: list[str] = []
+    output = Output(written.append, "plain", plain_interval=60.0)
+    output.line("a permanent line")
+    output.status("a status right after it")
+    assert written == ["a permanent line\n", "a status right after it\n"]
+
+
 def test_quiet_mode_drops_status_only() -> None:
     output, written = make_output("quiet")
     output.status("busy")
