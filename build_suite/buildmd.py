@@ -21,7 +21,7 @@ def build_markdown(build: dict[str, Any]) -> str:
 
     wheelhouse = build.get("wheelhouse")
     if wheelhouse and "wheels" in wheelhouse:
-        lines += ["", "## Wheelhouse", "", f"{wheelhouse['summary']}", "",
+        lines += ["", "## Wheelhouse", "", f"{wheelhouse['summary']}, resolved with {wheelhouse.get('resolver', 'pip')}", "",
                   "| package | version | source |", "| --- | --- | --- |"]
         lines += [f"| {wheel['name']} | {wheel['version']} | {wheel['source']} |" for wheel in wheelhouse["wheels"]]
 
@@ -47,4 +47,8 @@ def build_markdown(build: dict[str, Any]) -> str:
                          f"{vulnerabilities.get('vulnerabilities')} found.")
         elif vulnerabilities:
             lines.append(f"Vulnerabilities not checked: {vulnerabilities.get('reason')}.")
+        for check, services in sorted((security.get("service_checks") or {}).items()):
+            results = ", ".join(f"{service} {result.get('status')} ({result.get('findings')} findings)"
+                                for service, result in sorted(services.items()))
+            lines.append(f"{check}: {results}.")
     return "\n".join(lines) + "\n"
