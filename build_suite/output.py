@@ -76,7 +76,7 @@ class Output:
         self._status_shown = False
         self.plain_interval = plain_interval
         self._last_status = 0.0
-        self._held: str | None = None
+        self._pending_status: str | None = None
         self._flush_timer: threading.Timer | None = None
 
     def add_tee(self, tee: Tee) -> None:
@@ -108,7 +108,7 @@ class Output:
             self._tee(text)
             self._clear_status()
             # A held-back status is older than this line, so it is dropped.
-            self._held = None
+            self._pending_status = None
             self._emit(text + "\n")
 
     def log(self, text: str) -> None:
@@ -120,28 +120,28 @@ class Output:
     def clear(self) -> None:
         """Erase the status line, so that later output starts on a clean line."""
         with self._lock:
-            self._held = None
+            self._pending_status = None
             self._clear_status()
 
     def _plain_status(self, text: str) -> None:
         """Write a status line now, or hold it until `plain_interval` has passed since the last one."""
         wait = self._last_status + self.plain_interval - time.monotonic()
         if wait <= 0:
-            self._held = None
+            self._pending_status = None
             self._emit(text + "\n")
             self._last_status = time.monotonic()
             return
-        self._held = text
+        self._pending_status = text
         if self._flush_timer is None:
-            self._flush_timer = threading.Timer(wait, self._flush_held)
+            self._flush_timer = threading.Timer(wait, self._flush_pending_status)
             self._flush_timer.daemon = True
             self._flush_timer.start()
 
-    def _flush_held(self) -> None:
+    def _flush_pending_status(self) -> None:
         with self._lock:
             self._flush_timer = None
-            if self._held is not None:
-                self._plain_status(self._held)
+            if self._pending_status is not None:
+                self._plain_status(self._pending_status)
 
     def _clear_status(self) -> None:
         if self._status_shown:
